@@ -1,0 +1,191 @@
+"""Reading schemas from YAML: built-in names or user files, every problem located by line and key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+from pydantic import ValidationError
+
+from data_schemas.errors import SchemaError, UnknownSchemaError
+from data_schemas.model import Schema, is_valid_name
+from data_schemas.rules import quote, violations_sql
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+def builtin_names() -> list[str]:
+    """Names of the schemas that ship with synthmed."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def builtin_path(name: str) -> Path:
+    return BUILTIN_DIR / f"{name}.yaml"
+
+
+def load_schema(name_or_path: str | Path) -> Schema:
+    """A built-in schema by name, or a schema read from a YAML file."""
+    text = str(name_or_path)
+    if text in builtin_names():
+        return load_schema_file(builtin_path(text))
+    path = Path(text)
+    if path.is_file():
+        return load_schema_file(path)
+    raise UnknownSchemaError(text, builtin_names())
+
+
+class _Marks:
+    """Line numbers of every key path in a YAML document."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[str, ...]) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                self.lines[sub] = key.start_mark.line + 1
+                self._walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, str(i)))
+
+    def locate(self, path: tuple[Any, ...]) -> str:
+        keys = tuple(str(p) for p in path)
+        while keys and keys not in self.lines:
+            keys = keys[:-1]
+        line = self.lines.get(keys)
+        where = ".".join(str(p) for p in path) or "<top>"
+        return f"line {line}, {where}" if line else where
+
+
+def load_schema_file(path: Path) -> Schema:
+    """Parse and check one YAML schema file; raise SchemaError listing every problem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(source, [f"cannot read the file: {exc}"]) from None
+    return parse_schema(text, source=source)
+
+
+def parse_schema(text: str, *, source: str = "<string>") -> Schema:
+    """Parse YAML text into a checked Schema."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SchemaError(source, [f"{where}not valid YAML: {problem}"]) from None
+    marks = _Marks(root)
+    if not isinstance(data, dict):
+        raise SchemaError(source, ["the document must be a mapping with name, patient and tables"])
+    try:
+        schema = Schema.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = [f"{marks.locate(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise SchemaError(source, problems) from None
+    problems = [f"{marks.locate(loc)}: {msg}" for loc, msg in check_schema(schema)]
+    if problems:
+        raise SchemaError(source, problems)
+    return schema
+
+
+def check_schema(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
+    """Cross-table checks pydantic cannot do alone: keys, references, names and rule SQL."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    if schema.patient.table not in schema.tables:
+        problems.append((("patient", "table"), f"patient table {schema.patient.table!r} is not a table of the schema"))
+        return problems
+    if schema.patient.column not in schema.patient_table.columns:
+        problems.append(
+            (("patient", "column"), f"column {schema.patient.column!r} is not in table {schema.patient.table!r}")
+        )
+    for table in schema.tables.values():
+        tloc = ("tables", table.name)
+        if not is_valid_name(table.name):
+            problems.append((tloc, f"table name {table.name!r} must be a plain identifier"))
+        for key in table.primary_key:
+            if key not in table.columns:
+                problems.append(((*tloc, "primary_key"), f"primary key column {key!r} is not a column of the table"))
+        if table.order_by is not None and table.order_by not in table.columns:
+            problems.append(((*tloc, "order_by"), f"order_by column {table.order_by!r} is not a column of the table"))
+        for col in table.columns.values():
+            cloc = (*tloc, "columns", col.name)
+            if not is_valid_name(col.name):
+                problems.append((cloc, f"column name {col.name!r} must be a plain identifier"))
+            if col.foreign_key is not None:
+                ref_table, ref_col = col.foreign_key
+                if ref_table not in schema.tables:
+                    problems.append(((*cloc, "references"), f"references unknown table {ref_table!r}"))
+                elif ref_col not in schema.tables[ref_table].columns:
+                    problems.append(((*cloc, "references"), f"references unknown column {ref_table}.{ref_col}"))
+        if table.name != schema.patient.table and not schema.path_to_patient(table.name) and not problems:
+            problems.append((tloc, "no chain of foreign keys leads from this table to the patient table"))
+    if not problems:
+        problems.extend(_check_rules(schema))
+    return problems
+
+
+def _check_rules(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
+    """Compile every rule against empty tables of the schema's types, so typos fail at load time."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    con = duckdb.connect(":memory:")
+    try:
+        for table in schema.tables.values():
+            cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
+            con.execute(f"CREATE TABLE {quote(table.name)} ({cols})")
+        relations = {t: quote(t) for t in schema.tables}
+        for table in schema.tables.values():
+            for i, rule in enumerate(table.rules):
+                try:
+                    con.execute(violations_sql(schema, table.name, rule, relations, select="count(*)")).fetchall()
+                except duckdb.Error as exc:
+                    first = str(exc).splitlines()[0]
+                    problems.append(
+                        (("tables", table.name, "rules", str(i), "check"), f"rule {rule.name!r} does not compile: {first}")
+                    )
+    finally:
+        con.close()
+    return problems
+
+
+def schema_to_yaml(schema: Schema) -> str:
+    """Serialise a schema back to YAML in the same shape the loader reads."""
+    tables: dict[str, Any] = {}
+    for table in schema.tables.values():
+        columns: dict[str, Any] = {}
+        for col in table.columns.values():
+            if col.group is not None:
+                continue
+            spec = col.model_dump(exclude_defaults=True, exclude={"name"})
+            columns[col.name] = spec if set(spec) != {"type"} else spec["type"]
+        spec_t: dict[str, Any] = {}
+        if table.description:
+            spec_t["description"] = table.description
+        if table.files:
+            spec_t["files"] = list(table.files)
+        if table.primary_key:
+            spec_t["primary_key"] = table.primary_key[0] if len(table.primary_key) == 1 else list(table.primary_key)
+        if table.order_by:
+            spec_t["order_by"] = table.order_by
+        spec_t["columns"] = columns
+        if table.groups:
+            spec_t["groups"] = {g.name: g.model_dump(exclude_defaults=True, exclude={"name"}) for g in table.groups.values()}
+        if table.rules:
+            spec_t["rules"] = [r.model_dump(exclude_defaults=True) for r in table.rules]
+        tables[table.name] = spec_t
+    doc = {
+        "name": schema.name,
+        "description": schema.description,
+        "version": schema.version,
+        "patient": {"table": schema.patient.table, "column": schema.patient.column},
+        "tables": tables,
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
