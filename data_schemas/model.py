@@ -162,6 +162,7 @@ class Table(_Frozen):
 
     name: str
     description: str = ""
+    required: bool = True
     files: list[str] = Field(default_factory=list)
     primary_key: list[str] = Field(default_factory=list)
     order_by: str | None = None
