@@ -126,7 +126,7 @@ def check_schema(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
                     problems.append(((*cloc, "references"), f"references unknown table {ref_table!r}"))
                 elif ref_col not in schema.tables[ref_table].columns:
                     problems.append(((*cloc, "references"), f"references unknown column {ref_table}.{ref_col}"))
-        if table.name != schema.patient.table and not schema.path_to_patient(table.name) and not problems:
+        if table.name != schema.patient.table and not table.reference and not schema.path_to_patient(table.name) and not problems:
             problems.append((tloc, "no chain of foreign keys leads from this table to the patient table"))
     if not problems:
         problems.extend(_check_rules(schema))

@@ -158,11 +158,16 @@ class ColumnGroup(_Frozen):
 
 
 class Table(_Frozen):
-    """A table of the database: its files, keys, columns, groups and rules."""
+    """A table of the database: its files, keys, columns, groups and rules.
+
+    A ``reference`` table (payers, providers, vocabularies) holds no patient rows: it needs no chain of
+    foreign keys to the patient table and is not split by patient.
+    """
 
     name: str
     description: str = ""
     required: bool = True
+    reference: bool = False
     files: list[str] = Field(default_factory=list)
     primary_key: list[str] = Field(default_factory=list)
     order_by: str | None = None
@@ -265,10 +270,10 @@ class Schema(_Frozen):
         return self.tables[self.patient.table]
 
     def parent_of(self, table: str) -> tuple[Column, str, str] | None:
-        """The first foreign key of ``table``: (fk column, parent table, parent column)."""
+        """The first foreign key of ``table`` to a non-reference table: (fk column, parent table, parent column)."""
         for col in self.tables[table].foreign_keys:
             parent, parent_col = col.foreign_key  # type: ignore[misc]
-            if parent != table:
+            if parent != table and parent in self.tables and not self.tables[parent].reference:
                 return col, parent, parent_col
         return None
 

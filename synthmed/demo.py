@@ -1,0 +1,100 @@
+"""``synthmed demo``: simulate the kr_claims demo population, validate it, pseudonymise and split it."""
+from __future__ import annotations
+
+import secrets
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from data_schemas.io import load_schema
+from synth.demo_population import simulate
+from synth.errors import DataValidationError, MissingSecretError
+from synth.load import frames_to_dataset, read_dataset
+from synth.prepare import PreparedData, prepare
+from synth.pseudonymise import SECRET_ENV, load_secret
+from synth.store import resolve_store
+
+DEMO_SCHEMA = "kr_claims"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo wrote its data and what it found."""
+
+    store: Path
+    raw_dir: Path
+    prepared: PreparedData
+    rows: dict[str, int]
+
+
+def _demo_secret(demo_dir: Path, console: Console | None) -> bytes:
+    """The user's key when given; else a random key kept beside the simulated data (demo only)."""
+    try:
+        return load_secret(None)
+    except MissingSecretError:
+        pass
+    key_file = demo_dir / "demo-secret.key"
+    if not key_file.exists():
+        demo_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+        if console:
+            console.print(
+                f"no {SECRET_ENV} set: generated a random pseudonymisation key for the simulated demo in {key_file} "
+                "(real data always needs your own key)"
+            )
+    return load_secret(key_file)
+
+
+def run_demo(
+    *, patients: int = 10_000, seed: int = 0, store: str | Path | None = None, console: Console | None = None,
+    out: Console | None = None,
+) -> DemoResult:
+    """Simulate, write, validate, pseudonymise and split the demo population; print a summary."""
+    store_dir = resolve_store(store)
+    demo_dir = store_dir / "demo"
+    raw_dir = demo_dir / "raw"
+    schema = load_schema(DEMO_SCHEMA)
+
+    def step(text: str) -> AbstractContextManager[object]:
+        """A spinner while a step runs, or nothing when quiet."""
+        return console.status(text) if console else nullcontext()
+
+    with step(f"simulating {patients:,} patients (seed {seed})"):
+        frames = simulate(patients, seed=seed)
+        dataset, report = frames_to_dataset(schema, frames, source="simulated kr_claims")
+        if not report.ok:
+            raise DataValidationError(report)
+        dataset.write(raw_dir)
+    with step("validating the written files against the kr_claims schema"):
+        dataset, report = read_dataset(schema, raw_dir)
+        if not report.ok:
+            raise DataValidationError(report)
+    secret = _demo_secret(demo_dir, console)
+    with step("pseudonymising direct identifiers and splitting patients"):
+        prepared = prepare(dataset, demo_dir / "prepared", secret=secret, seed=seed)
+    result = DemoResult(store_dir, raw_dir, prepared, report.rows)
+    if out is not None:
+        _summary(out, result)
+    return result
+
+
+def _summary(out: Console, result: DemoResult) -> None:
+    rec = result.prepared.split
+    out.print(f"[bold]synthmed demo[/bold]: kr_claims population in {result.raw_dir} (valid)")
+    table = RichTable("table", "rows", "train", "holdout")
+    for name, rows in result.rows.items():
+        table.add_row(
+            name, f"{rows:,}", f"{result.prepared.rows['train'][name]:,}", f"{result.prepared.rows['holdout'][name]:,}"
+        )
+    out.print(table)
+    out.print(
+        f"patients split {rec.n_train:,} train / {rec.n_holdout:,} holdout (seed {rec.seed}); "
+        f"prepared data in {result.prepared.folder}"
+    )
+    hashed = ", ".join(f"{t}.{c}" for t, cols in result.prepared.pseudonymisation.hashed.items() for c in cols)
+    emptied = ", ".join(f"{t}.{c}" for t, cols in result.prepared.pseudonymisation.emptied.items() for c in cols)
+    out.print(f"pseudonymised: {hashed}; emptied: {emptied}")
