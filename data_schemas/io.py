@@ -169,6 +169,10 @@ def schema_to_yaml(schema: Schema) -> str:
         spec_t: dict[str, Any] = {}
         if table.description:
             spec_t["description"] = table.description
+        if not table.required:
+            spec_t["required"] = False
+        if table.reference:
+            spec_t["reference"] = True
         if table.files:
             spec_t["files"] = list(table.files)
         if table.primary_key:

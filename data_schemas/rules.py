@@ -24,6 +24,11 @@ def _uses(rule: Rule, alias: str) -> bool:
     return any(m.group(1) == alias for m in _ALIAS_RE.finditer(rule.check))
 
 
+def is_row_local(rule: Rule) -> bool:
+    """True when a rule reads only its own row (no ``parent.`` or ``patient.``)."""
+    return not (_uses(rule, "parent") or _uses(rule, "patient"))
+
+
 def expand_check(check: str) -> str:
     """Rewrite ``parent.X`` / ``patient.X`` to the internal struct names, so tables may have such columns."""
     return _ALIAS_RE.sub(lambda m: _ALIASES[m.group(1)] + ".", check)

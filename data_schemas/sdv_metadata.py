@@ -52,6 +52,8 @@ def to_sdv_dict(schema: Schema, *, tables: list[str] | None = None) -> dict[str,
     for name in names:
         for col in schema.tables[name].foreign_keys:
             parent, parent_col = col.foreign_key  # type: ignore[misc]
+            if parent == name:  # self-references (preceding visit) are not relationships to SDV
+                continue
             parent_spec = out_tables.get(parent)
             if parent_spec is not None and parent_spec.get("primary_key") == parent_col and col.name in out_tables[name]["columns"]:
                 relationships.append(

@@ -29,3 +29,23 @@ class SplitError(SynthError):
 
 class DataDirError(SynthError):
     """A data folder is missing or unusable."""
+
+
+class GeneratorError(SynthError):
+    """A generator cannot be built, fitted, sampled or loaded as asked."""
+
+
+class NotFittedError(GeneratorError, ValueError, AttributeError):
+    """A generator was used before ``fit`` (subclasses ValueError and AttributeError, as in scikit-learn)."""
+
+
+class UnknownGeneratorError(GeneratorError, LookupError):
+    """A generator name that is not registered."""
+
+
+class ReleaseError(SynthError):
+    """A release cannot be written, found or verified."""
+
+
+class CatalogError(SynthError):
+    """The catalog cannot be opened or is inconsistent."""

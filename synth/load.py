@@ -60,7 +60,7 @@ class Dataset:
         return {t: self.num_rows(t) for t in self.schema.tables}
 
     def to_arrow(self, table: str) -> pa.Table:
-        return self.con.execute(f"SELECT * FROM {self.sql_name(table)}").to_arrow_table()
+        return self.con.sql(f"SELECT * FROM {self.sql_name(table)}").to_arrow_table()
 
     def write(self, out_dir: Path) -> dict[str, Path]:
         """Write one ``<table>.parquet`` per table into ``out_dir``; returns the paths."""

@@ -25,9 +25,14 @@ app = typer.Typer(
 )
 schemas_app = typer.Typer(help="Built-in and inferred schemas.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+generators_app = typer.Typer(help="Registered generators.", no_args_is_help=True)
+app.add_typer(generators_app, name="generators")
+releases_app = typer.Typer(help="Releases in the store's catalog.", no_args_is_help=True)
+app.add_typer(releases_app, name="releases")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_WIDTH = None if sys.stdout.isatty() else 160  # rich assumes 80 columns when piped
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -39,6 +44,54 @@ StoreOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+GeneratorOpt = Annotated[str, typer.Option("--generator", "-g", help="Registered generator name (see `synthmed generators list`).")]
+ParamOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--param", "-p", help="Generator parameter KEY=VALUE (VALUE read as JSON when it parses), repeatable."),
+]
+SecretOpt = Annotated[
+    Optional[Path], typer.Option("--secret-file", help="File holding the pseudonymisation key (else $SYNTHMED_SECRET).")
+]
+
+
+def _params(items: list[str] | None) -> dict[str, object]:
+    """KEY=VALUE pairs to a dict; values parsed as JSON when possible (epochs=5 -> 5)."""
+    params: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _progress(quiet: bool):
+    """A progress callback printing steps to stderr, or None when quiet."""
+    if quiet:
+        return None
+    return lambda message: err.print(f"[dim]…[/dim] {message}")
+
+
+def _optional_secret(secret_file: Path | None) -> bytes | None:
+    from synth.errors import MissingSecretError
+    from synth.pseudonymise import load_secret
+
+    try:
+        return load_secret(secret_file)
+    except MissingSecretError:
+        if secret_file is not None:
+            raise
+        return None
+
+
+def _store(store: Path | None):
+    from synth.release import Store
+    from synth.store import resolve_store
+
+    return Store(resolve_store(store))
 
 
 @app.command()
@@ -171,6 +224,146 @@ def demo(
     from synthmed.demo import run_demo
 
     run_demo(patients=patients, seed=seed, store=store, console=None if quiet else err, out=out)
+
+
+@generators_app.command("list")
+def generators_list(as_json: JsonOpt = False) -> None:
+    """Every registered generator: family, differential privacy, description."""
+    from synth.generators import describe_generators
+
+    rows = describe_generators()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = RichTable("name", "family", "DP", "description")
+    for row in rows:
+        dp = "yes" if row["differentially_private"] else "no"
+        desc = row["description"] + (" [unsafe: needs --allow-unsafe]" if row["unsafe"] else "")
+        table.add_row(row["name"], row["family"], dp, desc)
+    out.print(table)
+
+
+@app.command()
+def fit(
+    data_dir: Annotated[Path, typer.Option("--data", help="Prepared folder (synthmed prepare) or raw data folder.")],
+    schema: SchemaOpt,
+    generator: GeneratorOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to save the fitted model (.pkl).")],
+    param: ParamOpt = None,
+    secret_file: SecretOpt = None,
+    allow_unsafe: Annotated[bool, typer.Option("--allow-unsafe", help="Allow baselines that copy training records.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a generator on the train split of a data folder and save it."""
+    from synth.pipeline import make_generator, read_training_input
+
+    sch = load_schema(schema)
+    gen = make_generator(generator, _params(param), allow_unsafe=allow_unsafe)
+    data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file))
+    gen.fit(data.train, progress=_progress(quiet))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    gen.save(output)
+    out.print(f"fitted {generator} on {data.split.n_train:,} patients; saved to {output}")
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Argument(help="A model saved by `synthmed fit`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for one Parquet file per table.")],
+    patients: Annotated[int, typer.Option("--patients", "-n", min=1, help="Patients to sample.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sample a synthetic cohort from a saved model into a folder (not registered: see `release`)."""
+    from synth.generators import Generator
+
+    gen = Generator.load(model)
+    cohort = gen.sample(patients, seed=seed, progress=_progress(quiet))
+    cohort.write(output)
+    counts = ", ".join(f"{t} {n:,}" for t, n in cohort.row_counts().items())
+    out.print(f"sampled {patients:,} patients into {output}: {counts}")
+
+
+@app.command()
+def release(
+    data_dir: Annotated[Path, typer.Option("--data", help="Prepared folder (synthmed prepare) or raw data folder.")],
+    schema: SchemaOpt,
+    generator: GeneratorOpt,
+    patients: Annotated[Optional[int], typer.Option("--patients", "-n", min=1, help="Patients to sample (default: as many as train).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    param: ParamOpt = None,
+    secret_file: SecretOpt = None,
+    allow_unsafe: Annotated[bool, typer.Option("--allow-unsafe", help="Allow baselines that copy training records.")] = False,
+    store: StoreOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit on the train split, sample a cohort, and register it as an immutable release."""
+    from synth.pipeline import release as run_release
+
+    info = run_release(
+        load_schema(schema), data_dir, generator=generator, params=_params(param), store=_store(store),
+        n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
+        progress=_progress(quiet),
+    )
+    rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
+    out.print(f"release {info.release_id}: {rows}")
+    out.print(f"  {info.path}")
+
+
+@releases_app.command("list")
+def releases_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Releases in the catalog, newest first."""
+    st = _store(store)
+    rows = st.catalog.releases()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print(f"no releases in {st.root}: run `synthmed demo` or `synthmed release`")
+        return
+    table = RichTable("release", "schema", "generator", "patients", "created", "fidelity", "risk", "review")
+    for r in rows:
+        fid = "-" if r["fidelity"] is None else f"{r['fidelity']:.3f}"
+        table.add_row(r["release_id"], r["schema_name"], r["generator"], f"{r['n_patients']:,}", str(r["created_at"])[:19], fid, r["risk_level"] or "-", r["review_status"] or "-")
+    out.print(table)
+
+
+@releases_app.command("show")
+def releases_show(release_id: Annotated[str, typer.Argument(help="Release id.")], store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """A release's manifest and catalog entry."""
+    from synth.release import read_manifest
+
+    st = _store(store)
+    row = st.catalog.release(release_id)
+    manifest = read_manifest(st, release_id)
+    if as_json:
+        out.print_json(json.dumps({"catalog": row, "manifest": manifest}, default=str))
+        return
+    out.print(f"[bold]{release_id}[/bold]  ({row['path']})")
+    out.print(f"schema {manifest['schema']['name']} ({manifest['schema']['hash'][:12]}), generator {manifest['generator']['name']} {json.dumps(manifest['generator']['params'], default=str)}")
+    out.print(f"seed {manifest['seed']}, {manifest['n_patients']:,} patients, created {manifest['created_at']}")
+    out.print("rows: " + ", ".join(f"{t} {n:,}" for t, n in manifest["rows"].items()))
+    out.print(f"source fingerprint {manifest['source']['fingerprint'][:16]}..., split {manifest['source']['split']['n_train']:,} train / {manifest['source']['split']['n_holdout']:,} holdout")
+    if manifest["generator"].get("epsilon") is not None:
+        out.print(f"differentially private: epsilon {manifest['generator']['epsilon']}, delta {manifest['generator'].get('delta')}")
+    fixes = manifest.get("sample_report", {}).get("rules", {})
+    if fixes:
+        out.print("rule repairs: " + ", ".join(f"{k} {v['violations']} found/{v['resampled']} resampled/{v['dropped']} dropped" for k, v in fixes.items()))
+
+
+@releases_app.command("verify")
+def releases_verify(release_id: Annotated[str, typer.Argument(help="Release id.")], store: StoreOpt = None) -> None:
+    """Recompute every file hash against the manifest (and the manifest's against the catalog)."""
+    from synth.release import verify_release
+
+    result = verify_release(_store(store), release_id)
+    if result.ok:
+        out.print(f"release {release_id}: all files match the manifest")
+        return
+    err.print(f"release {release_id} FAILED verification:", markup=False)
+    for problem in result.problems:
+        err.print(f"  - {problem}", markup=False)
+    raise typer.Exit(EXIT_INVALID)
 
 
 def _debug() -> bool:

@@ -1,0 +1,3 @@
+"""Imports every metric module so that its metrics register themselves."""
+import evaluate.fidelity  # noqa: F401
+import evaluate.privacy  # noqa: F401

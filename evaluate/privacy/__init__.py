@@ -1,0 +1,1 @@
+"""Privacy metrics: how much synthetic data reveals about the real training patients."""

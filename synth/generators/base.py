@@ -1,0 +1,419 @@
+"""The generator interface: ``fit(train) -> self``, ``sample(n_patients, *, seed) -> Dataset``, save / load.
+
+``fit`` and ``sample`` are template methods (style.md, rule 5). What a generator sees is built here, not
+by the generator: direct identifiers are removed and every id column is replaced by dense integer
+surrogates, so neither raw identifiers nor pseudonyms reach any model. Sampled frames come back with
+surrogate keys; here they get fresh synthetic ids, the schema's rules are enforced (reject and
+resample, then drop, each counted) and the cohort is validated against the schema.
+"""
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from data_schemas.model import Schema
+from data_schemas.rules import quote, violations_sql
+from synth.errors import DataValidationError, GeneratorError, NotFittedError
+from synth.load import Dataset, frames_to_dataset
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingData:
+    """Per-table pandas frames a generator may see: no direct identifiers, ids as integer surrogates."""
+
+    schema: Schema
+    frames: dict[str, pd.DataFrame]
+
+    def n_patients(self) -> int:
+        col = self.schema.patient.column
+        return int(self.frames[self.schema.patient.table][col].nunique())
+
+
+def _id_domains(schema: Schema) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each id column mapped to the (table, column) whose values it shares: FKs share their target's."""
+    domains: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(table: str, column: str) -> tuple[str, str]:
+        col = schema.tables[table].columns[column]
+        seen = {(table, column)}
+        while col.foreign_key is not None and col.foreign_key not in seen:
+            table, column = col.foreign_key
+            seen.add((table, column))
+            col = schema.tables[table].columns[column]
+        return table, column
+
+    for table in schema.tables.values():
+        for col in table.columns.values():
+            if col.type == "id":
+                domains[(table.name, col.name)] = root(table.name, col.name)
+    return domains
+
+
+def training_data(train: Dataset) -> TrainingData:
+    """Frames for a generator: direct identifiers out, ids densely re-coded per key domain (in SQL)."""
+    schema, con = train.schema, train.con
+    domains = _id_domains(schema)
+    rel = train.relations()
+    codes: dict[tuple[str, str], str] = {}
+    for (table, column), (dt, dc) in domains.items():
+        if (dt, dc) not in codes:
+            name = f"__codes_{train.namespace}_{dt}_{dc}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT v, (row_number() OVER (ORDER BY v)) - 1 AS code "
+                f"FROM (SELECT DISTINCT CAST({quote(dc)} AS VARCHAR) AS v FROM {rel[dt]} WHERE {quote(dc)} IS NOT NULL)"
+            )
+            codes[(dt, dc)] = name
+    frames: dict[str, pd.DataFrame] = {}
+    for table in schema.tables.values():
+        selects, joins = [], []
+        for i, col in enumerate(table.columns.values()):
+            q = quote(col.name)
+            if col.type == "id":
+                alias = f"k{i}"
+                joins.append(f"LEFT JOIN {quote(codes[domains[(table.name, col.name)]])} {alias} ON CAST(t.{q} AS VARCHAR) = {alias}.v")
+                selects.append(f"{alias}.code AS {q}")
+            elif col.privacy == "direct_identifier":
+                continue
+            else:
+                selects.append(f"t.{q}")
+        sql = f"SELECT {', '.join(selects)} FROM {rel[table.name]} t {' '.join(joins)}"
+        if table.primary_key:
+            sql += " ORDER BY " + ", ".join(f"t.{quote(k)}" for k in table.primary_key)
+        frame = con.execute(sql).df()
+        for col in table.columns_of_type("datetime"):
+            if col.name in frame:
+                frame[col.name] = pd.to_datetime(frame[col.name])
+        frames[table.name] = frame
+    return TrainingData(schema, frames)
+
+
+@dataclass
+class RuleCounts:
+    """How often a rule was broken by sampled rows, and how that was fixed."""
+
+    violations: int = 0
+    resampled: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class SampleReport:
+    """What enforcing the schema cost on the last sample: per table.rule counts, dropped rows, top-ups."""
+
+    rules: dict[str, RuleCounts] = field(default_factory=dict)
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+    rejected_rows: dict[str, int] = field(default_factory=dict)
+    patient_top_ups: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rules": {k: vars(v) for k, v in self.rules.items()},
+            "dropped_rows": self.dropped_rows,
+            "rejected_rows": self.rejected_rows,
+            "patient_top_ups": self.patient_top_ups,
+        }
+
+
+class Generator(ABC):
+    """Base class of every registered generator (keyword-only hyper-parameters, no I/O in __init__)."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    differentially_private: ClassVar[bool] = False
+    unsafe: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+    max_rounds: ClassVar[int] = 4
+
+    def __init__(self) -> None:
+        self.schema_: Schema | None = None
+        self.n_train_patients_: int | None = None
+        self.last_sample_report_: SampleReport | None = None
+        self._report = SampleReport()
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters, as recorded in a release manifest."""
+        return {}
+
+    @property
+    def epsilon(self) -> float | None:
+        return None
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, train: Dataset, *, progress: Progress | None = None) -> Generator:
+        """Fit on the train split (validated by the loader) and return self."""
+        data = training_data(train)
+        if data.frames[train.schema.patient.table].empty:
+            raise GeneratorError("the training data has no patients")
+        self.schema_ = train.schema
+        self.n_train_patients_ = data.n_patients()
+        self._fit(data, progress or (lambda _msg: None))
+        return self
+
+    @abstractmethod
+    def _fit(self, data: TrainingData, progress: Progress) -> None: ...
+
+    # -- sample ----------------------------------------------------------------------------------
+    @abstractmethod
+    def _sample(self, n_patients: int, rng: np.random.Generator, seed: int) -> dict[str, pd.DataFrame]:
+        """Frames with integer surrogate keys (patient keys 0..n-1 unique), all tables, no identifiers."""
+
+    def _note_rejected(self, table: str, n: int) -> None:
+        """Count model rows rejected for breaking a row-local rule (reject sampling)."""
+        if n:
+            self._report.rejected_rows[table] = self._report.rejected_rows.get(table, 0) + n
+
+    def _resample(self, table: str, frames: dict[str, pd.DataFrame], rows: np.ndarray, rng: np.random.Generator) -> pd.DataFrame | None:
+        """Fresh values for some rows of a table (keys kept), used to repair rule violations; None if unsupported."""
+        return None
+
+    def sample(self, n_patients: int, *, seed: int = 0, progress: Progress | None = None) -> Dataset:
+        """A synthetic cohort of ``n_patients`` with all its tables, valid under the schema."""
+        if self.schema_ is None:
+            raise NotFittedError(f"this {self.name} generator is not fitted yet; call fit(train) first")
+        if not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
+            raise ValueError(f"The 'n_patients' parameter of sample must be an int >= 1; got {n_patients!r} instead.")
+        progress = progress or (lambda _msg: None)
+        schema = self.schema_
+        rng = np.random.default_rng(seed)
+        report = SampleReport()
+        self._report = report
+        frames = self._sample(int(n_patients), rng, seed)
+        frames = self._enforce(frames, rng, report, progress)
+        top_up_seed = seed
+        while _n_patients(schema, frames) < n_patients and report.patient_top_ups < self.max_rounds:
+            report.patient_top_ups += 1
+            top_up_seed += 1_000_003
+            missing = n_patients - _n_patients(schema, frames)
+            extra = self._sample(max(missing * 2, 10), np.random.default_rng(top_up_seed), top_up_seed)
+            extra = self._enforce(extra, rng, report, progress)
+            frames = _concat(schema, frames, extra)
+        frames = _trim(schema, frames, n_patients)
+        self.last_sample_report_ = report
+        dataset, validation = frames_to_dataset(schema, _finalise(schema, frames), source=f"{self.name} sample")
+        if not validation.ok:
+            raise DataValidationError(validation)
+        return dataset
+
+    def _enforce(
+        self, frames: dict[str, pd.DataFrame], rng: np.random.Generator, report: SampleReport, progress: Progress
+    ) -> dict[str, pd.DataFrame]:
+        """Reject-and-resample rule violations table by table (parents first), then drop what remains."""
+        schema = self.schema_
+        assert schema is not None
+        for table_name in schema.topological_order():
+            table = schema.tables[table_name]
+            if table.primary_key and not frames[table_name].empty:
+                dup = np.flatnonzero(frames[table_name].duplicated(subset=table.primary_key).to_numpy())
+                if dup.size:
+                    counts = report.rules.setdefault(f"{table_name}.primary_key", RuleCounts())
+                    counts.violations += int(dup.size)
+                    counts.dropped += int(dup.size)
+                    frames = _drop_rows(schema, frames, table_name, dup, report)
+            if not table.rules or frames[table_name].empty:
+                continue
+            for round_ in range(self.max_rounds + 1):
+                bad = _violations(schema, frames, table_name)
+                if round_ == 0:
+                    for rule, idx in bad.items():
+                        report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).violations += len(idx)
+                rows = np.unique(np.concatenate(list(bad.values()))) if bad else np.array([], dtype=np.int64)
+                if rows.size == 0:
+                    break
+                fresh = self._resample(table_name, frames, rows, rng) if round_ < self.max_rounds else None
+                if fresh is None:
+                    for rule, idx in bad.items():
+                        report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).dropped += len(idx)
+                    progress(f"dropping {rows.size} {table_name} row(s) that break rules")
+                    frames = _drop_rows(schema, frames, table_name, rows, report)
+                    break
+                for rule, idx in bad.items():
+                    report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).resampled += len(idx)
+                frame = frames[table_name].copy()
+                frame.loc[frame.index[rows], fresh.columns] = fresh.to_numpy()
+                frames[table_name] = frame
+        return frames
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Pickle the fitted generator (models only: training frames are not kept)."""
+        if self.schema_ is None:
+            raise NotFittedError(f"this {self.name} generator is not fitted yet; nothing to save")
+        Path(path).write_bytes(pickle.dumps(self))
+
+    @staticmethod
+    def load(path: str | Path) -> Generator:
+        """A generator saved by ``save``."""
+        try:
+            obj = pickle.loads(Path(path).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError) as exc:
+            raise GeneratorError(f"cannot load a generator from {path}: {exc}") from None
+        if not isinstance(obj, Generator):
+            raise GeneratorError(f"{path} does not hold a synthmed generator")
+        return obj
+
+
+def _n_patients(schema: Schema, frames: dict[str, pd.DataFrame]) -> int:
+    return int(frames[schema.patient.table][schema.patient.column].nunique())
+
+
+def _violations(schema: Schema, frames: dict[str, pd.DataFrame], table: str) -> dict[str, np.ndarray]:
+    """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        needed = {table, *(p[2] for p in schema.path_to_patient(table))}
+        for name in needed:
+            con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
+        relations = {name: quote(f"__f_{name}") for name in schema.tables}
+        out: dict[str, np.ndarray] = {}
+        for rule in schema.tables[table].rules:
+            rows = con.execute(violations_sql(schema, table, rule, relations, select="__row")).fetchnumpy()["__row"]
+            if len(rows):
+                out[rule.name] = np.asarray(rows, dtype=np.int64)
+        return out
+    finally:
+        con.close()
+
+
+def local_rule_mask(schema: Schema, table: str, frame: pd.DataFrame) -> np.ndarray:
+    """True for rows of ``frame`` that satisfy every row-local rule of ``table`` (reject sampling)."""
+    from data_schemas.rules import is_row_local
+
+    rules = [r for r in schema.tables[table].rules if is_row_local(r)]
+    ok = np.ones(len(frame), dtype=bool)
+    if not rules or frame.empty:
+        return ok
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__pool", frame.assign(__row=np.arange(len(frame))))
+        for rule in rules:
+            rows = con.execute(violations_sql(schema, table, rule, {table: "__pool"}, select="__row")).fetchnumpy()["__row"]
+            ok[np.asarray(rows, dtype=np.int64)] = False
+    finally:
+        con.close()
+    return ok
+
+
+def _descendants(schema: Schema, table: str) -> list[str]:
+    out: list[str] = []
+    frontier = [table]
+    while frontier:
+        current = frontier.pop()
+        for child in schema.children_of(current):
+            out.append(child)
+            frontier.append(child)
+    return out
+
+
+def _drop_rows(
+    schema: Schema, frames: dict[str, pd.DataFrame], table: str, rows: np.ndarray, report: SampleReport
+) -> dict[str, pd.DataFrame]:
+    """Drop rows of a table and every row below them (children whose parent key disappeared)."""
+    frames = dict(frames)
+    frame = frames[table]
+    keep = np.ones(len(frame), dtype=bool)
+    keep[rows] = False
+    report.dropped_rows[table] = report.dropped_rows.get(table, 0) + int((~keep).sum())
+    frames[table] = frame[keep].reset_index(drop=True)
+    if table == schema.patient.table:
+        alive = set(frames[table][schema.patient.column])
+        for child in schema.tables:
+            col = schema.patient_column_of(child)
+            if child != table and col is not None:
+                before = len(frames[child])
+                frames[child] = frames[child][frames[child][col].isin(alive)].reset_index(drop=True)
+                if before - len(frames[child]):
+                    report.dropped_rows[child] = report.dropped_rows.get(child, 0) + before - len(frames[child])
+    for child in _descendants(schema, table):
+        link = schema.parent_of(child)
+        assert link is not None
+        fk, parent, pcol = link
+        before = len(frames[child])
+        frames[child] = frames[child][frames[child][fk.name].isin(set(frames[parent][pcol]))].reset_index(drop=True)
+        if before - len(frames[child]):
+            report.dropped_rows[child] = report.dropped_rows.get(child, 0) + before - len(frames[child])
+    return frames
+
+
+def _concat(schema: Schema, a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Append a second batch, shifting its surrogate keys past the first batch's."""
+    offsets: dict[tuple[str, str], int] = {}
+    for (table, column), domain in _id_domains(schema).items():
+        if domain == (table, column) and len(a[table]):
+            offsets[domain] = int(pd.to_numeric(a[table][column]).max()) + 1
+    out = {}
+    domains = _id_domains(schema)
+    for name in schema.tables:
+        extra = b[name].copy()
+        for (table, column), domain in domains.items():
+            if table == name and column in extra and domain in offsets:
+                extra[column] = extra[column] + offsets[domain]
+        out[name] = pd.concat([a[name], extra], ignore_index=True)
+    return out
+
+
+def _trim(schema: Schema, frames: dict[str, pd.DataFrame], n: int) -> dict[str, pd.DataFrame]:
+    """Keep the first ``n`` patients (by order of appearance) and their rows."""
+    root = frames[schema.patient.table]
+    keys = pd.unique(root[schema.patient.column])
+    if len(keys) <= n:
+        return frames
+    report = SampleReport()
+    drop = np.flatnonzero(~root[schema.patient.column].isin(set(keys[:n])).to_numpy())
+    return _drop_rows(schema, frames, schema.patient.table, drop, report)
+
+
+def _finalise(schema: Schema, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Synthetic ids from surrogate keys, empty direct identifiers, schema column order and types."""
+    domains = _id_domains(schema)
+    out: dict[str, pd.DataFrame] = {}
+    for table in schema.tables.values():
+        frame = frames[table.name]
+        cols: dict[str, Any] = {}
+        for col in table.columns.values():
+            if col.type == "id":
+                dt, dc = domains[(table.name, col.name)]
+                values = frame[col.name] if col.name in frame else pd.Series([pd.NA] * len(frame))
+                prefix = f"S{_short(dt)}{_short(dc)}-"
+                cols[col.name] = [None if pd.isna(v) else f"{prefix}{int(v):08d}" for v in values]
+            elif col.privacy == "direct_identifier" or col.name not in frame:
+                cols[col.name] = pd.Series([None] * len(frame), dtype="object")
+            else:
+                cols[col.name] = frame[col.name].to_numpy()
+        result = pd.DataFrame(cols)
+        for col in table.columns.values():
+            result[col.name] = _coerce(result[col.name], col.sql_type)
+        out[table.name] = result
+    return out
+
+
+def _short(name: str) -> str:
+    return "".join(ch for ch in name.upper() if ch.isalnum())[:3]
+
+
+def _coerce(series: pd.Series, sql_type: str) -> pd.Series:
+    """Pandas dtypes that DuckDB maps to the schema's SQL type."""
+    if sql_type == "BIGINT":
+        return pd.to_numeric(series, errors="coerce").round().astype("Int64")
+    if sql_type == "DOUBLE":
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    if sql_type in ("DATE", "TIMESTAMP"):
+        values = pd.to_datetime(series, errors="coerce")
+        return values.dt.floor("D") if sql_type == "DATE" else values
+    if sql_type == "BOOLEAN":
+        return series.astype("boolean")
+    return series.astype("object").where(series.notna(), None).map(lambda v: v if v is None else str(v))

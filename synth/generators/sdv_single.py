@@ -1,0 +1,48 @@
+"""SDV's single-table synthesizers by name: GaussianCopula, CTGAN, TVAE.
+
+On a one-table schema each is exactly that SDV synthesizer; on a multi-table schema it is the
+hierarchical generator with that engine under every table, since SDV's own multi-table model covers
+only small schemas.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from synth.generators.hierarchical import HierarchicalGenerator
+from synth.generators.registry import register
+
+
+@register
+class GaussianCopulaGenerator(HierarchicalGenerator):
+    """SDV GaussianCopulaSynthesizer (parameters: SDV's, e.g. default_distribution)."""
+
+    name: ClassVar[str] = "gaussian_copula"
+    family: ClassVar[str] = "sdv-single-table"
+    description: ClassVar[str] = "SDV GaussianCopula per table (fast, statistical)"
+
+    def __init__(self, *, max_rows_per_table: int | None = None, **engine_params: Any) -> None:
+        super().__init__(engine="gaussian_copula", engine_params=engine_params, max_rows_per_table=max_rows_per_table)
+
+
+@register
+class CTGANGenerator(HierarchicalGenerator):
+    """SDV CTGANSynthesizer (parameters: SDV's, e.g. epochs, batch_size)."""
+
+    name: ClassVar[str] = "ctgan"
+    family: ClassVar[str] = "sdv-single-table"
+    description: ClassVar[str] = "SDV CTGAN per table (neural, GAN; 50 epochs by default)"
+
+    def __init__(self, *, max_rows_per_table: int | None = None, **engine_params: Any) -> None:
+        super().__init__(engine="ctgan", engine_params=engine_params, max_rows_per_table=max_rows_per_table)
+
+
+@register
+class TVAEGenerator(HierarchicalGenerator):
+    """SDV TVAESynthesizer (parameters: SDV's, e.g. epochs, batch_size)."""
+
+    name: ClassVar[str] = "tvae"
+    family: ClassVar[str] = "sdv-single-table"
+    description: ClassVar[str] = "SDV TVAE per table (neural, variational autoencoder; 50 epochs by default)"
+
+    def __init__(self, *, max_rows_per_table: int | None = None, **engine_params: Any) -> None:
+        super().__init__(engine="tvae", engine_params=engine_params, max_rows_per_table=max_rows_per_table)

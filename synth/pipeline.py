@@ -1,0 +1,131 @@
+"""From a data folder to a registered release: read the train split, fit, sample, write, register.
+
+``data_dir`` is either a prepared folder (``synthmed prepare`` / the demo: ``train/``, ``holdout/``,
+``split.json``) or a raw folder, which is then validated, pseudonymised (a secret is required when the
+schema has direct identifiers) and split in memory with ``split_seed``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data_schemas.model import Schema
+from synth.errors import GeneratorError, MissingSecretError
+from synth.generators import Generator, get_generator
+from synth.load import Dataset, connect, load_dataset
+from synth.pseudonymise import pseudonymise
+from synth.release import ReleaseInfo, Store, write_release
+from synth.split import SplitRecord, split_patients
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingInput:
+    """The train and holdout sides of a dataset and how they were split."""
+
+    train: Dataset
+    holdout: Dataset
+    split: SplitRecord
+    prepared: bool
+
+
+def is_prepared(folder: Path) -> bool:
+    return (folder / "split.json").is_file() and (folder / "train").is_dir() and (folder / "holdout").is_dir()
+
+
+def read_training_input(
+    schema: Schema, data_dir: str | Path, *, secret: bytes | None = None, split_seed: int = 0, holdout_fraction: float = 0.2
+) -> TrainingInput:
+    """Train/holdout from a prepared folder, or from a raw folder pseudonymised and split here."""
+    folder = Path(data_dir)
+    con = connect()
+    if is_prepared(folder):
+        record = SplitRecord.from_json((folder / "split.json").read_text())
+        train = load_dataset(schema, folder / "train", con=con, namespace="train")
+        holdout = load_dataset(schema, folder / "holdout", con=con, namespace="holdout")
+        return TrainingInput(train, holdout, record, prepared=True)
+    dataset = load_dataset(schema, folder, con=con, namespace="raw")
+    needs_secret = any(c.pseudonymisation == "hmac" for _, c in schema.direct_identifiers())
+    if needs_secret and secret is None:
+        raise MissingSecretError(
+            f"{folder} is raw data with direct identifiers ({', '.join(f'{t}.{c.name}' for t, c in schema.direct_identifiers())}): "
+            "pass --secret-file or set SYNTHMED_SECRET so they are pseudonymised first, or use a folder made by `synthmed prepare`"
+        )
+    if secret is not None:
+        dataset, _ = pseudonymise(dataset, secret)
+    train, holdout, record = split_patients(dataset, seed=split_seed, holdout_fraction=holdout_fraction)
+    return TrainingInput(train, holdout, record, prepared=False)
+
+
+def source_fingerprint(schema: Schema, data: TrainingInput) -> dict[str, Any]:
+    """A hash describing the source data (never data): split fingerprints, sizes and the schema hash."""
+    basis = {
+        "schema_hash": schema.fingerprint,
+        "train": data.split.train_fingerprint,
+        "holdout": data.split.holdout_fingerprint,
+        "train_rows": data.train.row_counts(),
+        "holdout_rows": data.holdout.row_counts(),
+    }
+    digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+    return {
+        "fingerprint": digest,
+        "split": json.loads(data.split.to_json()),
+        "train_rows": basis["train_rows"],
+        "holdout_rows": basis["holdout_rows"],
+        "prepared": data.prepared,
+    }
+
+
+def make_generator(name: str, params: dict[str, Any], *, allow_unsafe: bool = False) -> Generator:
+    generator = get_generator(name, **params)
+    if generator.unsafe and not allow_unsafe:
+        raise GeneratorError(
+            f"generator {name!r} returns training records (a calibration baseline); "
+            "pass --allow-unsafe to write such a release on purpose"
+        )
+    return generator
+
+
+def release(
+    schema: Schema,
+    data_dir: str | Path,
+    *,
+    generator: str,
+    params: dict[str, Any] | None = None,
+    store: Store,
+    n_patients: int | None = None,
+    seed: int = 0,
+    secret: bytes | None = None,
+    allow_unsafe: bool = False,
+    progress: Progress | None = None,
+) -> ReleaseInfo:
+    """Fit ``generator`` on the train split, sample ``n_patients`` (default: as many as train), register."""
+    say = progress or (lambda _m: None)
+    gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe)
+    say(f"reading {data_dir}")
+    data = read_training_input(schema, data_dir, secret=secret)
+    say(f"fitting {generator} on {data.split.n_train:,} training patients")
+    gen.fit(data.train, progress=say)
+    n = n_patients or data.split.n_train
+    say(f"sampling {n:,} patients (seed {seed})")
+    synthetic = gen.sample(n, seed=seed, progress=say)
+    say("writing and registering the release")
+    info = write_release(
+        store,
+        synthetic,
+        schema=schema,
+        generator=generator,
+        family=gen.family,
+        params=gen.get_params(),
+        seed=seed,
+        source=source_fingerprint(schema, data),
+        sample_report=gen.last_sample_report_.to_dict() if gen.last_sample_report_ else {},
+        differentially_private=gen.differentially_private,
+        epsilon=gen.epsilon,
+    )
+    return info
