@@ -201,6 +201,8 @@ class Table(_Frozen):
         expanded = dict(self.columns)
         for group in self.groups.values():
             for name in group.column_names():
+                if name in expanded and expanded[name].group == group.name:
+                    continue  # already expanded (a Table rebuilt from its own columns)
                 if name in expanded:
                     raise ValueError(f"group {group.name!r} column {name!r} is also declared as a column")
                 expanded[name] = Column(

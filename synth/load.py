@@ -298,13 +298,14 @@ def _cast_expr(col: Column, raw: str, src_type: str) -> str:
     if col.type == "datetime":
         if col.format and (text or "INT" in src_type):
             parsed = f"try_strptime(CAST({raw} AS VARCHAR), '{_sql_str(col.format)}')"
-        elif text:
-            parsed = f"try_cast({raw} AS TIMESTAMP)"
+        elif text:  # offsets such as +02:00 are converted to UTC (the session time zone), not dropped
+            parsed = f"CAST(try_cast({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
         else:
             parsed = f"try_cast({raw} AS TIMESTAMP)"
         return f"CAST({parsed} AS DATE)" if target == "DATE" else parsed
-    if target == "BIGINT" and not text and src_type in ("DOUBLE", "FLOAT") :
-        return f"CASE WHEN {raw} = round({raw}) THEN try_cast({raw} AS BIGINT) END"
+    if target == "BIGINT":  # DuckDB rounds '2.5' to 3 when casting: accept only integral values
+        num = f"try_cast({raw} AS DOUBLE)"
+        return f"CASE WHEN {num} = round({num}) THEN try_cast({num} AS BIGINT) END"
     return f"try_cast({raw} AS {target})"
 
 

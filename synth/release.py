@@ -7,11 +7,14 @@ store is opened, so a release is in the catalog whole or not at all.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -60,8 +63,22 @@ class Store:
     def release_dir(self, release_id: str) -> Path:
         return self.releases_dir / release_id
 
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """An exclusive lock on the store's releases for one writer (released by the OS if it dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".write.lock").open("a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def reconcile(self) -> list[str]:
-        """Remove temporary folders and folders with no catalog row (left by a killed write)."""
+        """Remove temporary folders and folders with no catalog row (left by a killed write).
+
+        Call it holding ``write_lock`` so that no other writer's folder is in flight.
+        """
         removed: list[str] = []
         if not self.releases_dir.is_dir():
             return removed
@@ -122,78 +139,79 @@ def write_release(
     release_id: str | None = None,
 ) -> ReleaseInfo:
     """Write the folder and register it atomically (see the module docstring)."""
-    store.reconcile()
-    release_id = release_id or new_release_id(schema.name, generator)
-    final = store.release_dir(release_id)
-    if final.exists():
-        raise ReleaseError(f"release folder {final} already exists")
-    store.releases_dir.mkdir(parents=True, exist_ok=True)
-    tmp = store.releases_dir / f"{TMP_PREFIX}{release_id}"
-    try:
-        paths = synthetic.write(tmp)
-        _checkpoint("after_files")
-        rows = synthetic.row_counts()
-        manifest: dict[str, Any] = {
-            "release_id": release_id,
-            "created_at": utcnow().isoformat(timespec="seconds") + "Z",
-            "schema": {"name": schema.name, "version": schema.version, "hash": schema.fingerprint},
-            "generator": {
-                "name": generator,
-                "family": family,
-                "params": params,
-                "differentially_private": differentially_private,
-                "epsilon": epsilon,
-                "delta": delta,
-            },
-            "library_versions": library_versions(),
-            "seed": seed,
-            "n_patients": rows.get(schema.patient.table, 0)
-            if schema.patient_table.primary_key == [schema.patient.column]
-            else _distinct_patients(synthetic),
-            "rows": rows,
-            "source": source,
-            "sample_report": sample_report,
-            "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths.values()},
-        }
-        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-        (tmp / "manifest.json").write_bytes(manifest_bytes)
-        _fsync_dir(tmp)
-        _checkpoint("after_manifest")
-        manifest_hash = hashlib.sha256(manifest_bytes).hexdigest()
-
-        def rename() -> None:
-            _checkpoint("before_rename")
-            os.replace(tmp, final)
-            _checkpoint("after_rename")
-
-        store.catalog.add_release(
-            {
+    with store.write_lock():
+        store.reconcile()
+        release_id = release_id or new_release_id(schema.name, generator)
+        final = store.release_dir(release_id)
+        if final.exists():
+            raise ReleaseError(f"release folder {final} already exists")
+        store.releases_dir.mkdir(parents=True, exist_ok=True)
+        tmp = store.releases_dir / f"{TMP_PREFIX}{release_id}"
+        try:
+            paths = synthetic.write(tmp)
+            _checkpoint("after_files")
+            rows = synthetic.row_counts()
+            manifest: dict[str, Any] = {
                 "release_id": release_id,
-                "created_at": utcnow(),
-                "schema_name": schema.name,
-                "schema_hash": schema.fingerprint,
-                "generator": generator,
-                "family": family,
-                "differentially_private": differentially_private,
-                "epsilon": epsilon,
-                "delta": delta,
+                "created_at": utcnow().isoformat(timespec="seconds") + "Z",
+                "schema": {"name": schema.name, "version": schema.version, "hash": schema.fingerprint},
+                "generator": {
+                    "name": generator,
+                    "family": family,
+                    "params": params,
+                    "differentially_private": differentially_private,
+                    "epsilon": epsilon,
+                    "delta": delta,
+                },
+                "library_versions": library_versions(),
                 "seed": seed,
-                "n_patients": manifest["n_patients"],
-                "rows_json": json.dumps(rows),
-                "params_json": json.dumps(params, default=str),
-                "source_fingerprint": source.get("fingerprint"),
-                "manifest_hash": manifest_hash,
-                "path": str(final),
-            },
-            before_commit=rename,
-        )
-        _checkpoint("after_commit")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if final.exists() and release_id not in store.catalog.release_ids():
-            shutil.rmtree(final, ignore_errors=True)
-        raise
-    return ReleaseInfo(release_id, final, manifest, manifest_hash)
+                "n_patients": rows.get(schema.patient.table, 0)
+                if schema.patient_table.primary_key == [schema.patient.column]
+                else _distinct_patients(synthetic),
+                "rows": rows,
+                "source": source,
+                "sample_report": sample_report,
+                "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths.values()},
+            }
+            manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+            (tmp / "manifest.json").write_bytes(manifest_bytes)
+            _fsync_dir(tmp)
+            _checkpoint("after_manifest")
+            manifest_hash = hashlib.sha256(manifest_bytes).hexdigest()
+
+            def rename() -> None:
+                _checkpoint("before_rename")
+                os.replace(tmp, final)
+                _checkpoint("after_rename")
+
+            store.catalog.add_release(
+                {
+                    "release_id": release_id,
+                    "created_at": utcnow(),
+                    "schema_name": schema.name,
+                    "schema_hash": schema.fingerprint,
+                    "generator": generator,
+                    "family": family,
+                    "differentially_private": differentially_private,
+                    "epsilon": epsilon,
+                    "delta": delta,
+                    "seed": seed,
+                    "n_patients": manifest["n_patients"],
+                    "rows_json": json.dumps(rows),
+                    "params_json": json.dumps(params, default=str),
+                    "source_fingerprint": source.get("fingerprint"),
+                    "manifest_hash": manifest_hash,
+                    "path": str(final),
+                },
+                before_commit=rename,
+            )
+            _checkpoint("after_commit")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if final.exists() and release_id not in store.catalog.release_ids():
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+        return ReleaseInfo(release_id, final, manifest, manifest_hash)
 
 
 def _distinct_patients(dataset: Dataset) -> int:

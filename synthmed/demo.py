@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -13,11 +13,18 @@ from data_schemas.io import load_schema
 from synth.demo_population import simulate
 from synth.errors import DataValidationError, MissingSecretError
 from synth.load import frames_to_dataset, read_dataset
+from synth.pipeline import release
 from synth.prepare import PreparedData, prepare
+from synth.release import ReleaseInfo, Store
 from synth.pseudonymise import SECRET_ENV, load_secret
 from synth.store import resolve_store
 
 DEMO_SCHEMA = "kr_claims"
+# a fast statistical generator and a neural one kept small (few epochs, bounded rows per table)
+DEMO_GENERATORS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("gaussian_copula", {}),
+    ("tvae", {"epochs": 5, "max_rows_per_table": 5_000}),
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class DemoResult:
     raw_dir: Path
     prepared: PreparedData
     rows: dict[str, int]
+    releases: list[ReleaseInfo] = field(default_factory=list)
 
 
 def _demo_secret(demo_dir: Path, console: Console | None) -> bytes:
@@ -52,6 +60,7 @@ def _demo_secret(demo_dir: Path, console: Console | None) -> bytes:
 def run_demo(
     *, patients: int = 10_000, seed: int = 0, store: str | Path | None = None, console: Console | None = None,
     out: Console | None = None,
+    generators: tuple[tuple[str, dict[str, object]], ...] = DEMO_GENERATORS,
 ) -> DemoResult:
     """Simulate, write, validate, pseudonymise and split the demo population; print a summary."""
     store_dir = resolve_store(store)
@@ -77,6 +86,19 @@ def run_demo(
     with step("pseudonymising direct identifiers and splitting patients"):
         prepared = prepare(dataset, demo_dir / "prepared", secret=secret, seed=seed)
     result = DemoResult(store_dir, raw_dir, prepared, report.rows)
+    store_obj = Store(store_dir)
+    for name, params in generators:
+        with step(f"release with {name}: fitting on {prepared.split.n_train:,} training patients") as status:
+            def progress(message: str, _status: object = status, _name: str = name) -> None:
+                if hasattr(_status, "update"):
+                    _status.update(f"release with {_name}: {message}")
+
+            info = release(
+                schema, prepared.folder, generator=name, params=dict(params), store=store_obj, seed=seed, progress=progress
+            )
+        result.releases.append(info)
+        if console:
+            console.print(f"wrote release {info.release_id}")
     if out is not None:
         _summary(out, result)
     return result
@@ -98,3 +120,6 @@ def _summary(out: Console, result: DemoResult) -> None:
     hashed = ", ".join(f"{t}.{c}" for t, cols in result.prepared.pseudonymisation.hashed.items() for c in cols)
     emptied = ", ".join(f"{t}.{c}" for t, cols in result.prepared.pseudonymisation.emptied.items() for c in cols)
     out.print(f"pseudonymised: {hashed}; emptied: {emptied}")
+    for info in result.releases:
+        rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
+        out.print(f"release [bold]{info.release_id}[/bold] ({info.manifest['generator']['name']}): {rows}")

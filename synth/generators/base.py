@@ -196,7 +196,7 @@ class Generator(ABC):
             extra = self._sample(max(missing * 2, 10), np.random.default_rng(top_up_seed), top_up_seed)
             extra = self._enforce(extra, rng, report, progress)
             frames = _concat(schema, frames, extra)
-        frames = _trim(schema, frames, n_patients)
+        frames = _order_rows(schema, _trim(schema, frames, n_patients))
         self.last_sample_report_ = report
         dataset, validation = frames_to_dataset(schema, _finalise(schema, frames), source=f"{self.name} sample")
         if not validation.ok:
@@ -375,6 +375,17 @@ def _trim(schema: Schema, frames: dict[str, pd.DataFrame], n: int) -> dict[str, 
     report = SampleReport()
     drop = np.flatnonzero(~root[schema.patient.column].isin(set(keys[:n])).to_numpy())
     return _drop_rows(schema, frames, schema.patient.table, drop, report)
+
+
+def _order_rows(schema: Schema, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Rows of a table with ``order_by`` sorted by it within each parent, so event sequences stay in order."""
+    out = dict(frames)
+    for name, table in schema.tables.items():
+        if table.order_by and table.order_by in out[name] and not out[name].empty:
+            link = schema.parent_of(name)
+            keys = [link[0].name] if link is not None and link[0].name in out[name] else []
+            out[name] = out[name].sort_values([*keys, table.order_by], kind="stable").reset_index(drop=True)
+    return out
 
 
 def _finalise(schema: Schema, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

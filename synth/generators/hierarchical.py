@@ -9,7 +9,7 @@ and any number of tables.
 
 Dates are modelled as day offsets: a child's first date from the patient's anchor date (the root's
 first date column), any further date of the same row from that row's first date. Rows of a table with
-``order_by`` come out sorted by it within each parent.
+``order_by`` come out sorted by it within each parent (the base class orders them).
 
 When the patient table holds several rows per patient (DE-SynPUF's yearly summaries), a virtual root
 with one row per patient carries the attributes that never vary within a patient in the training data.
@@ -295,7 +295,7 @@ class HierarchicalGenerator(Generator):
             have += int(mask.sum())
             if have >= n:
                 break
-            rate = max(mask.mean(), 0.02)
+            rate = max(mask.mean(), 0.1)  # at most 10x what is missing per draw: bounded cost
             draw = int(np.ceil((n - have) / rate * 1.2)) + 1
         out = pd.concat(kept, ignore_index=True)
         if len(out) < n:  # still short: fill with unfiltered rows, left to the enforcement pass
@@ -409,9 +409,6 @@ class HierarchicalGenerator(Generator):
             table = schema.tables[name]
             if name not in frames:
                 frames[name] = pd.DataFrame(columns=list(table.columns))
-            if table.order_by and name in self.nodes_ and self.nodes_[name].fk:
-                fk = self.nodes_[name].fk
-                frames[name] = frames[name].sort_values([fk, table.order_by], kind="stable").reset_index(drop=True)
         return frames
 
     def _resample(self, table: str, frames: dict[str, pd.DataFrame], rows: np.ndarray, rng: np.random.Generator) -> pd.DataFrame | None:

@@ -27,9 +27,11 @@ def get_generator(name: str, **params: Any) -> Any:
     if name not in GENERATORS:
         raise UnknownGeneratorError(f"unknown generator {name!r}; registered: {', '.join(sorted(GENERATORS))}")
     cls = GENERATORS[name]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    signature = inspect.signature(cls.__init__).parameters.values()
+    accepted = [p.name for p in signature if p.name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)  # engine parameters, checked there
     unknown = sorted(set(params) - set(accepted))
-    if unknown:
+    if unknown and not open_ended:
         raise GeneratorError(
             f"unknown parameter(s) {', '.join(unknown)} for generator {name}; accepted: {', '.join(accepted) or 'none'}"
         )
