@@ -218,12 +218,16 @@ def demo(
     patients: Annotated[int, typer.Option("--patients", "-n", help="Patients in the simulated population.", min=10)] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and the split.")] = 0,
     store: StoreOpt = None,
+    releases: Annotated[bool, typer.Option("--releases/--no-releases", help="Fit the demo generators and write releases.")] = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Run synthmed end to end on the built-in simulated kr_claims population."""
-    from synthmed.demo import run_demo
+    from synthmed.demo import DEMO_GENERATORS, run_demo
 
-    run_demo(patients=patients, seed=seed, store=store, console=None if quiet else err, out=out)
+    run_demo(
+        patients=patients, seed=seed, store=store, console=None if quiet else err, out=out,
+        generators=DEMO_GENERATORS if releases else (),
+    )
 
 
 @generators_app.command("list")

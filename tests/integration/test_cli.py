@@ -131,6 +131,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "synthmed demo" in result.stdout and "valid" in result.stdout
     assert (store / "demo" / "prepared" / "train" / "claims.parquet").is_file()
+    # two releases, a fast and a neural one, registered and printed
+    releases = sorted(p.name for p in (store / "releases").iterdir())
+    assert len(releases) == 2 and any("gaussian_copula" in r for r in releases) and any("tvae" in r for r in releases)
+    assert all(r in result.stdout for r in releases)
     # the demo's own output validates with the command a user would run
     check = run("validate", "--schema", "kr_claims", str(store / "demo" / "prepared" / "holdout"))
     assert check.returncode == 0, check.stdout
@@ -138,6 +142,36 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
 def test_demo_store_from_environment(tmp_path: Path) -> None:
     store = tmp_path / "env-store"
-    result = run("demo", "--patients", "50", "--quiet", env={"SYNTHMED_STORE": str(store)})
+    result = run("demo", "--patients", "50", "--quiet", "--no-releases", env={"SYNTHMED_STORE": str(store)})
     assert result.returncode == 0, result.stderr
     assert (store / "demo" / "raw" / "patients.parquet").is_file()
+    assert not (store / "releases").exists()
+
+
+def test_fit_then_sample(kr_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.pkl"
+    fitted = run("fit", "--schema", "kr_claims", "--data", str(kr_dir), "--generator", "independent", "-o", str(model),
+                 env={"SYNTHMED_SECRET": SECRET})
+    assert fitted.returncode == 0, fitted.stderr
+    sampled = run("sample", str(model), "--patients", "25", "--seed", "3", "-o", str(tmp_path / "cohort"))
+    assert sampled.returncode == 0, sampled.stderr
+    check = run("validate", "--schema", "kr_claims", str(tmp_path / "cohort"), "--json")
+    assert json.loads(check.stdout)["rows"]["patients"] == 25
+
+
+def test_generators_list_and_bad_parameters(kr_dir: Path, tmp_path: Path) -> None:
+    listed = json.loads(run("generators", "list", "--json").stdout)
+    assert {"gaussian_copula", "ctgan", "tvae", "hierarchical", "hma", "copy", "independent"} <= {r["name"] for r in listed}
+    bad = run("release", "--schema", "kr_claims", "--data", str(kr_dir), "-g", "tvae", "-p", "epoch=3",
+              "--store", str(tmp_path / "s"), env={"SYNTHMED_SECRET": SECRET})
+    assert bad.returncode == 2 and "unknown parameter(s) epoch for engine tvae" in bad.stderr
+    unsafe = run("release", "--schema", "kr_claims", "--data", str(kr_dir), "-g", "copy",
+                 "--store", str(tmp_path / "s"), env={"SYNTHMED_SECRET": SECRET})
+    assert unsafe.returncode == 2 and "--allow-unsafe" in unsafe.stderr
+
+
+def test_releases_list_on_empty_store(tmp_path: Path) -> None:
+    result = run("releases", "list", "--store", str(tmp_path / "nothing"))
+    assert result.returncode == 0 and "no releases" in result.stdout
+    missing = run("releases", "show", "nope", "--store", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "no release 'nope'" in missing.stderr and "has no releases yet" in missing.stderr

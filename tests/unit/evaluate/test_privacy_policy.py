@@ -1,0 +1,90 @@
+"""The risk policy: the default file loads, malformed files name every problem, verdicts and risk levels."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluate.policy import PolicyError, apply_policy, load_policy, parse_policy
+from evaluate.result import EvaluationResult, Interval, MetricResult, skipped_result
+
+
+def _result(name: str, value: float | None, *, ci: tuple[float, float] | None = None, baseline: float | None = None,
+            attack: float | None = None) -> MetricResult:
+    details = () if baseline is None else ({"kind": "rates", "attack_rate": attack, "baseline_rate": baseline},)
+    return MetricResult(name=name, family="privacy", value=value, goal="minimize",
+                        ci=None if ci is None else Interval(*ci), details=details)
+
+
+def test_default_policy_loads_and_covers_every_privacy_result() -> None:
+    policy = load_policy()
+    assert policy.name == "synthmed-default" and policy.rules
+    patterns = [r.metric for r in policy.rules]
+    assert "privacy.mia.*.auc" in patterns and "privacy.exact_copies" in patterns
+
+
+def test_verdicts_thresholds_and_risk_levels() -> None:
+    policy = load_policy()
+    low = EvaluationResult((
+        _result("privacy.mia.distance.auc", 0.52, ci=(0.49, 0.55)),
+        _result("privacy.exact_copies", 0.0, ci=(0.0, 0.01), baseline=0.0, attack=0.0),
+        skipped_result("privacy.mia.shadow.auc", "privacy", "minimize", "no generator"),
+    ), seed=0)
+    verdict = apply_policy(low, policy)
+    assert verdict.risk_level == "low"
+    status = {v.metric: v.status for v in verdict.verdicts}
+    assert status["privacy.mia.distance.auc"] == "pass" and status["privacy.mia.shadow.auc"] == "skipped"
+    medium = EvaluationResult((_result("privacy.mia.domias.auc", 0.65), *low.results[1:]), seed=0)
+    v = apply_policy(medium, policy)
+    assert v.risk_level == "medium"
+    warn = next(x for x in v.verdicts if x.metric == "privacy.mia.domias.auc")
+    assert warn.status == "warn" and warn.threshold == 0.6 and warn.comparison == "above"
+    assert any("privacy.mia.domias.auc" in r and "warn threshold 0.6" in r for r in v.reasons)
+    high = EvaluationResult((_result("privacy.exact_copies", 0.4, baseline=0.0, attack=0.4),), seed=0)
+    v = apply_policy(high, policy)
+    assert v.risk_level == "high"
+    data = json.loads(json.dumps(v.to_dict()))
+    assert data["risk_level"] == "high" and data["counts"]["fail"] == 1
+
+
+def test_required_result_missing_warns() -> None:
+    verdict = apply_policy(EvaluationResult((), seed=0), load_policy())
+    assert verdict.risk_level == "medium"
+    assert any("privacy.exact_copies" in r and "requires" in r for r in verdict.reasons)
+
+
+def test_below_thresholds_and_statistics() -> None:
+    policy = parse_policy("""
+name: custom
+rules:
+  - {metric: "fidelity.*", statistic: ci_high, warn_below: 0.8, fail_below: 0.5}
+  - {metric: privacy.nndr.median, statistic: deficit_from_baseline, warn_above: 0.05, fail_above: 0.15}
+""")
+    ev = EvaluationResult((
+        _result("fidelity.shape", 0.9, ci=(0.4, 0.7)),
+        _result("privacy.nndr.median", 0.5, baseline=0.9, attack=0.5),
+    ), seed=0)
+    got = {v.metric: v for v in apply_policy(ev, policy).verdicts}
+    assert got["fidelity.shape"].status == "warn" and got["fidelity.shape"].observed == 0.7
+    assert got["privacy.nndr.median"].status == "fail" and got["privacy.nndr.median"].observed == pytest.approx(0.4)
+
+
+def test_malformed_policy_names_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("""
+name: broken
+colour: red
+rules:
+  - {metric: privacy.exact_copies, statistic: median, warn_above: 0.1}
+  - {metric: privacy.x, warn_above: 0.5, fail_above: 0.2}
+  - {statistic: value, warn_below: 1, warn_above: 2}
+""")
+    with pytest.raises(PolicyError) as err:
+        load_policy(bad)
+    text = str(err.value)
+    for part in ("colour", "rules[0].statistic", "median", "rules[1]: warn_above 0.5 is above fail_above 0.2",
+                 "rules[2].metric", "rules[2]: give warn_above/fail_above or warn_below/fail_below"):
+        assert part in text
+    with pytest.raises(PolicyError, match="cannot read the policy file"):
+        load_policy(tmp_path / "absent.yaml")

@@ -1,0 +1,92 @@
+"""Utility: TSTR against TRTR for a named target, with bootstrap intervals; skips with a reason otherwise."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from data_schemas.io import load_schema
+from evaluate.context import EvalContext, EvalOptions
+from evaluate.runner import run_metrics
+from evaluate.utility import macro_f1, r2_capped, resolve_target, tstr
+from synth.demo_population import simulate
+from synth.load import connect, frames_to_dataset
+
+SCHEMA = load_schema("kr_claims")
+FAST = {"utility.tstr": {"max_rows": 400, "bootstrap": 60}}
+
+
+@pytest.fixture(scope="module")
+def kr(kr_frames: dict[str, pa.Table]):
+    con = connect()
+    out = {}
+    for ns, frames in (("train", kr_frames), ("synthetic", simulate(250, seed=8)), ("holdout", simulate(120, seed=9))):
+        dataset, report = frames_to_dataset(SCHEMA, frames, con=con, namespace=ns)
+        assert report.ok, report.problems
+        out[ns] = dataset
+    yield con, out
+    con.close()
+
+
+def ctx(kr, target: str | None, synthetic: str = "synthetic", holdout: bool = True) -> EvalContext:
+    con, ds = kr
+    return EvalContext(
+        SCHEMA, con, ds["train"], ds[synthetic], ds["holdout"] if holdout else None,
+        EvalOptions(seed=5, target=target, params=FAST),
+    )
+
+
+def test_classification_target(kr) -> None:
+    results = {r.name: r for r in tstr(ctx(kr, "patients.insurance_type"))}
+    assert set(results) == {"utility.tstr", "utility.trtr", "utility.ratio"}
+    for r in results.values():
+        assert r.family == "utility" and r.goal == "maximize" and r.seed == 5
+        assert r.value is not None and 0.0 <= r.value <= 1.0
+        assert r.ci is not None and r.ci.low <= r.value <= r.ci.high
+    d = results["utility.tstr"].details[0]
+    assert d["task"] == "classification" and d["score"] == "macro F1" and d["target"] == "patients.insurance_type"
+    assert "__n_claims" in d["features"]  # per-patient counts of the tables below the patient table
+    assert {s.column for s in results["utility.tstr"].skipped} >= {"patient_id", "name", "rrn", "phone"}
+
+
+def test_regression_target_and_determinism(kr) -> None:
+    a = {r.name: r for r in tstr(ctx(kr, "claims.total_cost"))}
+    b = {r.name: r for r in tstr(ctx(kr, "claims.total_cost"))}
+    assert a["utility.tstr"].details[0]["task"] == "regression"
+    assert a["utility.trtr"].value > 0.1  # cost is predictable from care type, stay and share
+    for name in a:
+        assert a[name].value == b[name].value and a[name].ci == b[name].ci
+
+
+def test_training_on_real_data_twice_gives_ratio_one(kr) -> None:
+    ratio = next(r for r in tstr(ctx(kr, "patients.insurance_type", synthetic="train")) if r.name == "utility.ratio")
+    assert ratio.value == pytest.approx(1.0)
+
+
+def test_skips_with_reasons(kr) -> None:
+    for target, reason in ((None, "no --target given"), ("patients.name", "direct identifier")):
+        for r in tstr(ctx(kr, target)):
+            assert r.value is None and reason in r.skipped[0].reason
+    skipped = run_metrics(ctx(kr, "patients.sex", holdout=False), ["utility"]).results
+    assert [r.name for r in skipped] == ["utility.tstr", "utility.trtr", "utility.ratio"]
+    assert all("holdout" in r.skipped[0].reason for r in skipped)
+
+
+def test_target_resolution() -> None:
+    assert resolve_target(SCHEMA, "sex") == ("patients", SCHEMA.tables["patients"].columns["sex"])
+    with pytest.raises(ValueError, match="names no table"):
+        resolve_target(SCHEMA, "nope.sex")
+    with pytest.raises(ValueError, match="names no column"):
+        resolve_target(SCHEMA, "claims.nope")
+
+
+def test_scores_match_scikit_learn() -> None:
+    from sklearn.metrics import f1_score, r2_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y, p = rng.integers(0, 4, 50), rng.integers(0, 5, 50)
+        assert macro_f1(y, p, 6) == pytest.approx(f1_score(y, p, average="macro", zero_division=0), abs=1e-12)
+        t, q = rng.normal(size=40), rng.normal(size=40)
+        assert r2_capped(t, t * 0.9 + q * 0.1) == pytest.approx(r2_score(t, t * 0.9 + q * 0.1), abs=1e-12)
+    assert r2_capped(np.ones(5), np.zeros(5)) == 0.0
