@@ -10,6 +10,12 @@ import duckdb
 from data_schemas.model import Schema
 from synth.errors import DataValidationError
 from synth.load import Dataset, connect, read_dataset
+from synth.validation import ValidationReport
+
+SYNTHETIC_FINDINGS = frozenset(
+    {"rule_violation", "orphan_key", "out_of_range", "unknown_category", "bad_code", "null_value", "duplicate_key"}
+)
+"""Problems of synthetic data that are fidelity findings (measured by the metrics), not load errors."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class EvalContext:
     synthetic: Dataset
     holdout: Dataset | None
     options: EvalOptions = field(default_factory=EvalOptions)
+    reports: dict[str, ValidationReport] = field(default_factory=dict)
+    """Validation report of each namespace read by ``load_context`` (synthetic findings stay visible here)."""
 
 
 def load_context(
@@ -44,17 +52,33 @@ def load_context(
     holdout_dir: str | Path | None = None,
     *,
     options: EvalOptions | None = None,
+    strict_synthetic: bool = False,
 ) -> EvalContext:
-    """Read and validate the folders into one connection; raise DataValidationError on any problem."""
+    """Read and validate the folders into one connection; raise DataValidationError on any problem.
+
+    Rule violations, orphan keys and other value-level problems of the *synthetic* data
+    (``SYNTHETIC_FINDINGS``) are what fidelity metrics measure (``fidelity.rule_violations``,
+    ``fidelity.referential_integrity``...), so they do not stop the evaluation unless ``strict_synthetic``;
+    structural problems (missing tables or columns, unreadable files, values that do not parse) always do.
+    """
     con = connect()
     datasets: dict[str, Dataset] = {}
+    reports: dict[str, ValidationReport] = {}
     for ns, folder in (("train", train_dir), ("synthetic", synthetic_dir), ("holdout", holdout_dir)):
         if folder is None:
             continue
         dataset, report = read_dataset(schema, folder, con=con, namespace=ns)
-        if not report.ok:
+        tolerated = SYNTHETIC_FINDINGS if ns == "synthetic" and not strict_synthetic else frozenset()
+        if any(p.kind not in tolerated for p in report.problems):
             raise DataValidationError(report)
         datasets[ns] = dataset
+        reports[ns] = report
     return EvalContext(
-        schema, con, datasets["train"], datasets["synthetic"], datasets.get("holdout"), options or EvalOptions()
+        schema,
+        con,
+        datasets["train"],
+        datasets["synthetic"],
+        datasets.get("holdout"),
+        options or EvalOptions(),
+        reports,
     )

@@ -116,7 +116,7 @@ def infer_schema(data_dir: str | Path, *, name: str | None = None, sample_rows: 
     return draft_schema(data_dir, name=name, sample_rows=sample_rows).schema
 
 
-def inferschema_to_yaml(data_dir: str | Path, name: str | None = None, *, sample_rows: int = 100_000) -> str:
+def infer_schema_yaml(data_dir: str | Path, name: str | None = None, *, sample_rows: int = 100_000) -> str:
     """The drafted schema as YAML with a header comment: it is a draft, what was flagged and why."""
     return draft_schema(data_dir, name=name, sample_rows=sample_rows).to_yaml()
 

@@ -15,7 +15,12 @@ column_pair_trends.py``) so that the numbers agree with its QualityReport on the
   and Cramér's V ``> 0.3`` for contingency tables (SDMetrics' defaults; options
   ``real_correlation_threshold`` and ``real_association_threshold``, 0 to average every pair).
 
-Unlike SDMetrics, contingency tables are computed on all rows (its report samples 50,000 rows), in SQL.
+Unlike SDMetrics, contingency tables are computed on all rows (its report samples 50,000 rows). DuckDB
+reads and types the columns and streams them as Arrow record batches of at most ``BATCH_ROWS`` rows; each
+chunk becomes small integer codes (``numpy.digitize`` for the bins, the very function SDMetrics calls)
+whose joint counts are accumulated with ``numpy.bincount``, one count per column and bundle of partner
+columns whose pair tables are its marginals (sorted unique keys for joint tables too large to hold), so
+memory stays bounded by the chunk and the count tables.
 Slots of repeated column groups (``ICD9_DGNS_CD_1..10``) are not paired with each other or with other
 columns; their codes are compared by ``fidelity.code_hierarchy``.
 """
@@ -27,8 +32,11 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_schemas.model import Column
+from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.fidelity._common import SHAPES, mean, numeric_expr, require_rows, scalar, split_columns, value_expr
 from evaluate.registry import metric
@@ -44,68 +52,309 @@ def bin_edges(low: float | None, high: float | None, bins: int = DISCRETE_BINS) 
     return np.histogram_bin_edges(data, bins=bins)
 
 
-def digitize_sql(expr: str, edges: np.ndarray) -> str:
-    """SQL for ``numpy.digitize(x, edges)``: the number of edges <= x, and ``len(edges)`` for a missing x."""
-    terms = " + ".join(f"CAST({expr} >= {float(e)!r} AS INTEGER)" for e in edges)
-    return f"CASE WHEN {expr} IS NULL THEN {len(edges)} ELSE {terms} END"
-
-
-def _side_stats(con: duckdb.DuckDBPyConnection, relation: str, columns: list[Column]) -> tuple[int, dict[str, tuple[int, float | None, float | None]]]:
-    """Rows, and per column (non-null count, min, max) with datetimes in nanoseconds, as SDMetrics sees them."""
+def _side_stats(
+    con: duckdb.DuckDBPyConnection, relation: str, columns: list[Column]
+) -> tuple[int, dict[str, tuple[int, float | None, float | None, float | None]]]:
+    """Rows, and per column (non-null count, min, max in ns for datetimes as SDMetrics sees them, mean in
+    the correlation unit: seconds for datetimes)."""
     parts = ["count(*)"]
     for col in columns:
         if SHAPES[col.type] == "continuous":
             num = numeric_expr(col, datetime_unit="ns")
-            parts.extend([f"count({num})", f"min({num})", f"max({num})"])
+            parts.extend([f"count({num})", f"min({num})", f"max({num})", f"avg({numeric_expr(col)})"])
         else:
-            parts.extend([f"count({value_expr(col)})", "NULL", "NULL"])
+            parts.extend([f"count({value_expr(col)})", "NULL", "NULL", "NULL"])
     row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchall()[0]
     out = {}
     for i, col in enumerate(columns):
-        nn, lo, hi = row[1 + 3 * i : 4 + 3 * i]
-        out[col.name] = (int(nn), None if lo is None else float(lo), None if hi is None else float(hi))
-    return int(row[0]), out
+        nn, lo, hi, avg = row[1 + 4 * i : 5 + 4 * i]
+        out[col.name] = (int(nn), *(None if v is None else float(v) for v in (lo, hi, avg)))
+    return int(row[0]), out  # type: ignore[return-value]
 
 
-def _correlations(con: duckdb.DuckDBPyConnection, relation: str, pairs: list[tuple[Column, Column]]) -> list[float | None]:
-    """Pearson's r of each pair on the rows where both are present (one pass); None where undefined."""
+def _pearson(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    pairs: list[tuple[Column, Column]],
+    centers: dict[str, float],
+    nullable: set[str],
+) -> list[float | None]:
+    """Pearson's r (Pearson 1896) of each pair on the rows where both are present, in one pass.
+
+    Pairs of columns without missing values use sums of shifted values ``x' = x - c_x`` (c = the column
+    mean, which keeps the sums well conditioned): ``r = (S_xy - S_x S_y / n) / sqrt((S_xx - S_x^2 / n)
+    (S_yy - S_y^2 / n))``, each column's sums shared by all its pairs; pairs with a nullable column use
+    DuckDB's ``corr`` on complete rows. None where r is undefined (n < 2 or no variance).
+    """
     if not pairs:
         return []
-    parts = [f"corr({numeric_expr(a)}, {numeric_expr(b)})" for a, b in pairs]
+    shifted = {c.name: f"({numeric_expr(c)} - {float(centers.get(c.name) or 0.0)!r})" for p in pairs for c in p}
+    parts: list[str] = ["count(*)"]
+    single: dict[str, tuple[int, int]] = {}
+    slots: list[tuple[str, Any]] = []
+
+    def add(sql: str) -> int:
+        parts.append(sql)
+        return len(parts) - 1
+
+    for a, b in pairs:
+        if a.name in nullable or b.name in nullable:
+            slots.append(("corr", add(f"corr({numeric_expr(a)}, {numeric_expr(b)})")))
+            continue
+        for c in (a, b):
+            if c.name not in single:
+                e = shifted[c.name]
+                single[c.name] = (add(f"sum({e})"), add(f"sum({e} * {e})"))
+        xy = add(f"sum({shifted[a.name]} * {shifted[b.name]})")
+        slots.append(("sums", (single[a.name], single[b.name], xy)))
     row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchall()[0]
-    return [None if v is None or not math.isfinite(v) else float(v) for v in row]
+    n = float(row[0] or 0)
+    out: list[float | None] = []
+    for kind, ref in slots:
+        if kind == "corr":
+            v = row[ref]
+            out.append(None if v is None or not math.isfinite(v) else max(-1.0, min(1.0, float(v))))
+            continue
+        (ix, ixx), (iy, iyy), ixy = ref
+        if n < 2:
+            out.append(None)
+            continue
+        sx, sy = float(row[ix] or 0.0), float(row[iy] or 0.0)
+        vxx = float(row[ixx] or 0.0) - sx * sx / n
+        vyy = float(row[iyy] or 0.0) - sy * sy / n
+        cxy = float(row[ixy] or 0.0) - sx * sy / n
+        if not (vxx > 0 and vyy > 0) or not all(math.isfinite(v) for v in (vxx, vyy, cxy)):
+            out.append(None)
+            continue
+        out.append(max(-1.0, min(1.0, cxy / math.sqrt(vxx * vyy))))
+    return out
 
 
-def _contingency(
-    con: duckdb.DuckDBPyConnection, real: str, synthetic: str, a: tuple[str, str], b: tuple[str, str], n_real: int, n_syn: int
-) -> tuple[float, float | None]:
-    """(total variation distance of the joint tables, Cramér's V of the real table) in one pass.
+DENSE_CELLS = 1 << 21
+"""Largest joint table (cells) counted as a dense array; larger ones are counted as sorted unique keys."""
+BATCH_ROWS = 1 << 20
 
-    ``a`` and ``b`` are (real-side SQL, synthetic-side SQL) of each column. Cramér's V (Cramér 1946) uses
-    ``chi2 = n * (sum O_ij^2 / (R_i C_j) - 1)``, equal to Pearson's chi-squared without continuity
-    correction as in ``scipy.stats.contingency.association``; None when the real table has a single row
-    or column.
+
+def _dictionaries(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, columns: list[Column]) -> dict[str, pa.Array]:
+    """The distinct non-null values of each category column over both sides (their order is irrelevant:
+    codes only have to be the same on both sides)."""
+    out = {}
+    for col in columns:
+        v = value_expr(col)
+        table = con.sql(
+            f"SELECT CAST(v AS VARCHAR) AS v FROM (SELECT {v} AS v FROM {real} UNION SELECT {v} FROM {synthetic}) WHERE v IS NOT NULL"
+        ).to_arrow_table()
+        out[col.name] = table.column("v").combine_chunks()
+    return out
+
+
+def _codes(column: Column, values: pa.Array, dictionary: pa.Array | None, edges: np.ndarray | None) -> np.ndarray:
+    """Small integer codes of one batch of a column: category -> 1 + its index in the dictionary (0 when
+    missing), boolean -> 1/2 (0 when missing), continuous -> ``numpy.digitize`` on that side's edges (the
+    very function SDMetrics calls; a missing value, NaN here, goes to bin ``len(edges)``)."""
+    if SHAPES[column.type] == "continuous":
+        assert edges is not None
+        return np.digitize(values.to_numpy(zero_copy_only=False), edges).astype(np.int64)
+    if column.type == "boolean":
+        ints = pc.cast(values, pa.int8()).fill_null(-1)
+    else:
+        assert dictionary is not None
+        ints = pc.index_in(values, value_set=dictionary).fill_null(-1)
+    return ints.to_numpy(zero_copy_only=False).astype(np.int64) + 1
+
+
+class _Bundle:
+    """Dense joint counts of an anchor column with one or more partner columns, on one side.
+
+    One ``numpy.bincount`` per chunk counts the anchor with all its partners at once; the table of the
+    anchor with each partner is then a marginal of that joint (Fienberg 1970: marginal tables of a
+    multi-way table), so k pairs cost one pass instead of k.
     """
-    row = con.execute(
-        f"""
-        WITH u AS (SELECT {a[0]} AS a, {b[0]} AS b, false AS s FROM {real}
-                   UNION ALL SELECT {a[1]}, {b[1]}, true FROM {synthetic}),
-        g AS (SELECT a, b, count(*) FILTER (WHERE NOT s) AS cr, count(*) FILTER (WHERE s) AS cs FROM u GROUP BY a, b),
-        m AS (SELECT a, b, CAST(cr AS DOUBLE) AS cr, CAST(cs AS DOUBLE) AS cs,
-                     CAST(sum(cr) OVER (PARTITION BY a) AS DOUBLE) AS ra,
-                     CAST(sum(cr) OVER (PARTITION BY b) AS DOUBLE) AS rb FROM g)
-        SELECT sum(abs(cr / {float(n_real)!r} - cs / {float(n_syn)!r})) / 2,
-               sum(CASE WHEN cr > 0 THEN cr * cr / (ra * rb) END),
-               count(DISTINCT a) FILTER (WHERE cr > 0) + coalesce(max(CASE WHEN a IS NULL AND cr > 0 THEN 1 END), 0),
-               count(DISTINCT b) FILTER (WHERE cr > 0) + coalesce(max(CASE WHEN b IS NULL AND cr > 0 THEN 1 END), 0)
-        FROM m"""
-    ).fetchall()[0]
-    tvd = float(row[0] or 0.0)
-    k = min(int(row[2] or 0), int(row[3] or 0))
-    if k < 2 or row[1] is None:
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.sizes = sizes
+        self.counts = np.zeros(int(np.prod(sizes)), dtype=np.int64)
+
+    def add(self, codes: list[np.ndarray]) -> None:
+        key = codes[0]
+        for size, code in zip(self.sizes[1:], codes[1:]):
+            key = key * size + code
+        self.counts += np.bincount(key, minlength=len(self.counts))
+
+    def table(self, partner: int) -> np.ndarray:
+        """The (anchor, partner) table, partner counted from 1."""
+        joint = self.counts.reshape(self.sizes)
+        axes = tuple(i for i in range(1, len(self.sizes)) if i != partner)
+        return joint.sum(axis=axes) if axes else joint
+
+
+class _Sparse:
+    """Joint counts of two columns whose table is too large to hold densely: the sorted keys and the
+    counts of the non-empty cells, merged chunk by chunk."""
+
+    def __init__(self, size_a: int, size_b: int) -> None:
+        self.size_a = size_a
+        self.size_b = size_b
+        self.keys = np.empty(0, dtype=np.int64)
+        self.counts = np.empty(0, dtype=np.int64)
+
+    def add(self, codes: list[np.ndarray]) -> None:
+        keys, counts = np.unique(codes[0] * self.size_b + codes[1], return_counts=True)
+        if len(self.keys):
+            keys, inverse = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
+            counts = np.bincount(inverse, weights=np.concatenate([self.counts, counts]), minlength=len(keys)).astype(np.int64)
+        self.keys, self.counts = keys, counts
+
+
+def plan_bundles(
+    pairs: list[tuple[Column, Column]], sizes: dict[str, int], *, cells: int = DENSE_CELLS
+) -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Group pairs by anchor (their first column) into bundles whose joint table has at most ``cells``
+    cells: [(columns, pairs)], columns = anchor then partners. A pair too large even alone is its own
+    bundle of two (counted sparsely)."""
+    by_anchor: dict[str, list[str]] = {}
+    for a, b in pairs:
+        by_anchor.setdefault(a.name, []).append(b.name)
+    plan: list[tuple[list[str], list[tuple[str, str]]]] = []
+    for anchor, partners in by_anchor.items():
+        current: list[str] = []
+        size = sizes[anchor]
+        for b in sorted(partners, key=lambda n: (sizes[n], n)):
+            if current and size * sizes[b] > cells:
+                plan.append(([anchor, *current], [(anchor, c) for c in current]))
+                current, size = [], sizes[anchor]
+            current.append(b)
+            size *= sizes[b]
+        if current:
+            plan.append(([anchor, *current], [(anchor, c) for c in current]))
+    return plan
+
+
+def _stream_counts(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    columns: list[Column],
+    plan: list[tuple[list[str], list[tuple[str, str]]]],
+    sizes: dict[str, int],
+    dictionaries: dict[str, pa.Array],
+    edges: dict[str, np.ndarray],
+) -> dict[tuple[str, str], np.ndarray | _Sparse]:
+    """Joint counts of every planned pair on one side, from record batches of about ``BATCH_ROWS`` rows.
+
+    DuckDB reads, types and casts the columns; each chunk becomes integer codes counted with
+    ``numpy.bincount``, so memory stays bounded by the chunk and the tables of counts.
+    """
+    selects = []
+    for col in columns:
+        if SHAPES[col.type] == "continuous":
+            selects.append(f"{numeric_expr(col, datetime_unit='ns')} AS {quote(col.name)}")
+        elif col.type == "boolean":
+            selects.append(f"{value_expr(col)} AS {quote(col.name)}")
+        else:
+            selects.append(f"CAST({value_expr(col)} AS VARCHAR) AS {quote(col.name)}")
+    counters: list[_Bundle | _Sparse] = []
+    for cols, _ in plan:
+        shape = [sizes[c] for c in cols]
+        counters.append(_Sparse(shape[0], shape[1]) if len(cols) == 2 and shape[0] * shape[1] > DENSE_CELLS else _Bundle(shape))
+    reader = con.sql(f"SELECT {', '.join(selects)} FROM {relation}").to_arrow_reader(BATCH_ROWS)
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+
+    def flush() -> None:
+        table = pa.Table.from_batches(pending)
+        codes = {
+            col.name: _codes(col, table.column(i).combine_chunks(), dictionaries.get(col.name), edges.get(col.name))
+            for i, col in enumerate(columns)
+        }
+        for (cols, _), counter in zip(plan, counters):
+            counter.add([codes[c] for c in cols])
+
+    for batch in reader:  # DuckDB hands out small batches: count them in chunks of about BATCH_ROWS rows
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= BATCH_ROWS:
+            flush()
+            pending, rows = [], 0
+    if pending:
+        flush()
+    out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
+    for (cols, bundle_pairs), counter in zip(plan, counters):
+        for j, pair in enumerate(bundle_pairs, start=1):
+            out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
+    return out
+
+
+def similarity_from_tables(real: np.ndarray, synthetic: np.ndarray) -> tuple[float, float | None]:
+    """(total variation distance, Cramér's V of the real table) from two dense joint count tables.
+
+    TVD ``0.5 * sum |R / n_r - S / n_s|`` over every cell. Cramér's V (Cramér 1946) is
+    ``sqrt(phi2 / (min(r, c) - 1))`` with ``phi2 = chi2 / n = sum O_ij^2 / (R_i C_j) - 1`` over the rows and
+    columns present in the real table, as ``scipy.stats.contingency.association`` computes it (no
+    continuity correction); None when the real table has a single row or column.
+    """
+    tvd = 0.5 * float(np.abs(real / real.sum() - synthetic / synthetic.sum()).sum())
+    obs = real[real.sum(axis=1) > 0][:, real.sum(axis=0) > 0].astype(np.float64)
+    k = min(obs.shape)
+    if k < 2:
         return tvd, None
-    phi2 = max(float(row[1]) - 1.0, 0.0)
+    phi2 = max(float((obs * obs / np.outer(obs.sum(axis=1), obs.sum(axis=0))).sum()) - 1.0, 0.0)
     return tvd, math.sqrt(phi2 / (k - 1))
+
+
+def similarity_from_sparse(real: _Sparse, synthetic: _Sparse) -> tuple[float, float | None]:
+    """The same two numbers from the non-empty cells of both sides (see ``similarity_from_tables``).
+
+    The cells of both sides are aligned by binary search in the sorted keys: with q the synthetic share of
+    a cell, ``sum |p - q| = sum_{real cells} |p - q| + (1 - sum_{real cells} q)``.
+    """
+    kr, cr = real.keys, real.counts.astype(np.float64)
+    ks, cs = synthetic.keys, synthetic.counts.astype(np.float64)
+    p = cr / cr.sum()
+    q_all = cs / cs.sum()
+    idx = np.minimum(np.searchsorted(ks, kr), max(len(ks) - 1, 0))
+    q = np.where(ks[idx] == kr, q_all[idx], 0.0) if len(ks) else np.zeros_like(p)
+    tvd = 0.5 * (float(np.abs(p - q).sum()) + max(0.0, 1.0 - float(q.sum())))
+    i, j = kr // real.size_b, kr % real.size_b
+    r_tot = np.bincount(i, weights=cr, minlength=real.size_a)
+    c_tot = np.bincount(j, weights=cr, minlength=real.size_b)
+    k = min(int(np.count_nonzero(r_tot)), int(np.count_nonzero(c_tot)))
+    if k < 2:
+        return tvd, None
+    phi2 = max(float((cr * cr / (r_tot[i] * c_tot[j])).sum()) - 1.0, 0.0)
+    return tvd, math.sqrt(phi2 / (k - 1))
+
+
+def contingency_pairs(
+    con: duckdb.DuckDBPyConnection,
+    real: str,
+    synthetic: str,
+    pairs: list[tuple[Column, Column]],
+    edges: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[tuple[str, str], tuple[float, float | None]]:
+    """(TVD, real Cramér's V) of every pair, from one streamed pass over each side."""
+    columns = list({c.name: c for p in pairs for c in p}.values())
+    categories = [c for c in columns if SHAPES[c.type] == "discrete" and c.type != "boolean"]
+    dictionaries = _dictionaries(con, real, synthetic, categories)
+    sizes: dict[str, int] = {}
+    for col in columns:
+        if SHAPES[col.type] == "continuous":
+            sizes[col.name] = len(edges[col.name][0]) + 1
+        elif col.type == "boolean":
+            sizes[col.name] = 3
+        else:
+            sizes[col.name] = len(dictionaries[col.name]) + 1
+    plan = plan_bundles(pairs, sizes)
+    r = _stream_counts(con, real, columns, plan, sizes, dictionaries, {k: v[0] for k, v in edges.items()})
+    s = _stream_counts(con, synthetic, columns, plan, sizes, dictionaries, {k: v[1] for k, v in edges.items()})
+    out = {}
+    for a, b in pairs:
+        tr, ts = r[(a.name, b.name)], s[(a.name, b.name)]
+        if isinstance(tr, _Sparse) and isinstance(ts, _Sparse):
+            out[(a.name, b.name)] = similarity_from_sparse(tr, ts)
+        else:
+            assert isinstance(tr, np.ndarray) and isinstance(ts, np.ndarray)
+            out[(a.name, b.name)] = similarity_from_tables(tr, ts)
+    return out
 
 
 def pair_trends_table(
@@ -128,26 +377,21 @@ def pair_trends_table(
             skipped.append(Skipped("no non-null values in the real data: not paired", table=table, column=col.name))
         else:
             usable.append(col)
-    edges = {}
-    finite = {}
+    edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    unbinned: dict[str, str] = {}
     for col in usable:
         if SHAPES[col.type] != "continuous":
             continue
-        e_r = bin_edges(*st_r[col.name][1:]) if _finite(st_r[col.name]) else None
-        e_s = bin_edges(*st_s[col.name][1:]) if _finite(st_s[col.name]) else None
-        finite[col.name] = e_r is not None and e_s is not None
-        if finite[col.name]:
-            edges[col.name] = (e_r, e_s)
+        if not (_finite(st_r[col.name]) and _finite(st_s[col.name])):
+            unbinned[col.name] = "infinite values: the continuous column cannot be binned"
+            continue
+        try:
+            edges[col.name] = (bin_edges(*st_r[col.name][1:3]), bin_edges(*st_s[col.name][1:3]))
+        except ValueError as exc:  # numpy cannot make 10 bins (a single huge value): SDMetrics fails the same way
+            unbinned[col.name] = f"cannot be cut into {DISCRETE_BINS} bins as SDMetrics does ({exc})"
 
-    def side_exprs(col: Column) -> tuple[str, str]:
-        if SHAPES[col.type] == "discrete":
-            return value_expr(col), value_expr(col)
-        e_r, e_s = edges[col.name]
-        num = numeric_expr(col, datetime_unit="ns")
-        return digitize_sql(num, e_r), digitize_sql(num, e_s)
-
-    rows: list[dict[str, Any]] = []
     corr_pairs: list[tuple[Column, Column]] = []
+    cont_pairs: list[tuple[Column, Column]] = []
     for a, b in itertools.combinations(usable, 2):
         label = f"{a.name} / {b.name}"
         if SHAPES[a.type] == SHAPES[b.type] == "continuous":
@@ -161,28 +405,35 @@ def pair_trends_table(
                 skipped.append(Skipped(f"a column is constant in the {constant[0]} data: correlation undefined", table=table, column=label))
             else:
                 corr_pairs.append((a, b))
-            continue
-        cont = [c for c in (a, b) if SHAPES[c.type] == "continuous"]
-        if any(not finite.get(c.name, False) for c in cont):
-            skipped.append(Skipped("infinite values: the continuous column cannot be binned", table=table, column=label))
-            continue
-        tvd, assoc = _contingency(con, real, synthetic, side_exprs(a), side_exprs(b), n_real, n_syn)
-        contributes = True if association_threshold <= 0 else (assoc is not None and assoc > association_threshold)
-        rows.append(
-            {
-                "table": table,
-                "column_1": a.name,
-                "column_2": b.name,
-                "metric": "contingency_similarity",
-                "value": min(1.0, max(0.0, 1.0 - tvd)),
-                "real_correlation": None,
-                "synthetic_correlation": None,
-                "real_association": assoc,
-                "contributes": contributes,
-            }
-        )
-    r_real = _correlations(con, real, corr_pairs)
-    r_syn = _correlations(con, synthetic, corr_pairs)
+        elif any(c.name in unbinned for c in (a, b)):
+            reason = next(unbinned[c.name] for c in (a, b) if c.name in unbinned)
+            skipped.append(Skipped(reason, table=table, column=label))
+        else:
+            cont_pairs.append((a, b))
+
+    rows: list[dict[str, Any]] = []
+    if cont_pairs:
+        results = contingency_pairs(con, real, synthetic, cont_pairs, edges)
+        for a, b in cont_pairs:
+            tvd, assoc = results[(a.name, b.name)]
+            contributes = True if association_threshold <= 0 else (assoc is not None and assoc > association_threshold)
+            rows.append(
+                {
+                    "table": table,
+                    "column_1": a.name,
+                    "column_2": b.name,
+                    "metric": "contingency_similarity",
+                    "value": min(1.0, max(0.0, 1.0 - tvd)),
+                    "real_correlation": None,
+                    "synthetic_correlation": None,
+                    "real_association": assoc,
+                    "contributes": contributes,
+                }
+            )
+    nullable_r = {c.name for c in usable if st_r[c.name][0] < n_real}
+    nullable_s = {c.name for c in usable if st_s[c.name][0] < n_syn}
+    r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
+    r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)
     for (a, b), rr, rs in zip(corr_pairs, r_real, r_syn):
         if rr is None or rs is None:
             side = "real" if rr is None else "synthetic"
@@ -209,8 +460,8 @@ def pair_trends_table(
     return rows, skipped
 
 
-def _finite(stat: tuple[int, float | None, float | None]) -> bool:
-    nn, lo, hi = stat
+def _finite(stat: tuple[int, float | None, float | None, float | None]) -> bool:
+    nn, lo, hi, _ = stat
     return nn == 0 or (lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi))
 
 

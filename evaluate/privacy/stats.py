@@ -74,7 +74,10 @@ class Rate:
 
     @property
     def interval(self) -> Interval:
-        return Interval(_clip(self.value - self.error), _clip(self.value + self.error), self.confidence)
+        # the Wilson interval always contains the observed share; min / max only absorb rounding at 0 and 1
+        low = min(_clip(self.value - self.error), self.observed)
+        high = max(_clip(self.value + self.error), self.observed)
+        return Interval(low, high, self.confidence)
 
 
 def wilson_rate(n_success: float, n_total: int, *, confidence: float = 0.95) -> Rate:

@@ -269,6 +269,10 @@ class HierarchicalGenerator(Generator):
                 keys[name] = np.arange(n_patients)
                 patients[name] = keys[name]
                 rows["__parent"] = -1
+            elif (custom := self._sample_node(node, encoded[node.parent], rng, seed * 7919 + i)) is not None:
+                rows = custom
+                keys[name] = np.arange(len(rows))
+                patients[name] = patients[node.parent][rows["__parent"].to_numpy()] if len(rows) else np.array([], dtype=int)
             else:
                 parent_rows = encoded[node.parent]
                 counts = pd.to_numeric(parent_rows.get(f"__n_{name}", 0), errors="coerce").fillna(0).clip(lower=0).round().astype(int).to_numpy()
@@ -279,6 +283,10 @@ class HierarchicalGenerator(Generator):
                 patients[name] = patients[node.parent][rows["__parent"].to_numpy()] if len(rows) else np.array([], dtype=int)
             encoded[name] = rows
         return self._decode(encoded, keys, patients)
+
+    def _sample_node(self, node: Node, parent_rows: pd.DataFrame, rng: np.random.Generator, seed: int) -> pd.DataFrame | None:
+        """Rows of a child table drawn by a model of its own (with ``__parent``), or None for the default."""
+        return None
 
     def _valid_pool(self, node: Node, n: int, seed: int) -> pd.DataFrame:
         """``n`` model rows that satisfy the table's row-local rules, drawing more while too few pass."""

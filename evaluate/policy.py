@@ -1,0 +1,247 @@
+"""The risk policy: YAML thresholds that turn evaluation results into pass / warn / fail and one risk level.
+
+A policy is a list of rules. A rule names results (glob patterns over result names), the statistic
+it reads (``value``, ``ci_low``, ``ci_high``, ``excess_over_baseline`` = attack_rate - baseline_rate and
+``deficit_from_baseline`` = baseline_rate - attack_rate of the result's ``rates`` details row) and its
+thresholds (``warn_above`` / ``fail_above``, or ``warn_below`` / ``fail_below``). Every result matched
+gets the worst verdict of its rules, with the threshold crossed; a result that is missing or skipped
+is reported as ``skipped`` and changes nothing, unless its rule is ``required`` (then it warns).
+The overall risk level is ``high`` when any result fails, ``medium`` when any warns, ``low`` otherwise.
+
+The default policy ships as ``evaluate/default_policy.yaml`` (documented in the README).
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from evaluate.errors import EvaluationError
+from evaluate.result import EvaluationResult, MetricResult
+
+Status = Literal["pass", "warn", "fail", "skipped"]
+RiskLevel = Literal["low", "medium", "high"]
+STATISTICS = ("value", "ci_low", "ci_high", "excess_over_baseline", "deficit_from_baseline")
+_RULE_KEYS = {"metric", "statistic", "warn_above", "fail_above", "warn_below", "fail_below", "required", "why"}
+_ORDER = {"pass": 0, "skipped": 0, "warn": 1, "fail": 2}
+
+
+class PolicyError(EvaluationError, ValueError):
+    """A policy file that cannot be read or is malformed; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Thresholds for the results whose names match ``metric`` (a glob)."""
+
+    metric: str
+    statistic: str = "value"
+    warn_above: float | None = None
+    fail_above: float | None = None
+    warn_below: float | None = None
+    fail_below: float | None = None
+    required: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: int
+    rules: tuple[Rule, ...]
+    source: str = "<memory>"
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """One result's verdict: the statistic read, the threshold crossed (if any) and why it matters."""
+
+    metric: str
+    status: Status
+    statistic: str
+    observed: float | None
+    threshold: float | None
+    comparison: Literal["above", "below"] | None
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """Per-result verdicts, the overall risk level and the reasons for it."""
+
+    policy: str
+    version: int
+    risk_level: RiskLevel
+    verdicts: tuple[MetricVerdict, ...]
+    reasons: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "warn": 0, "fail": 0, "skipped": 0}
+        for v in self.verdicts:
+            out[v.status] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "policy": self.policy,
+            "version": self.version,
+            "risk_level": self.risk_level,
+            "counts": self.counts(),
+            "reasons": list(self.reasons),
+            "verdicts": [asdict(v) for v in self.verdicts],
+        }
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in the YAML file at ``path``, or the default policy when None."""
+    if path is None:
+        text = resources.files("evaluate").joinpath("default_policy.yaml").read_text(encoding="utf-8")
+        return parse_policy(text, source="default_policy.yaml")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read the policy file {p}: {exc.strerror or exc}") from None
+    return parse_policy(text, source=str(p))
+
+
+def parse_policy(text: str, *, source: str = "<string>") -> Policy:
+    """Parse and check a policy; raise PolicyError naming every problem at once."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: a policy must be a mapping with 'name', 'version' and 'rules'")
+    unknown = sorted(set(data) - {"name", "version", "rules"})
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)} (allowed: name, version, rules)")
+    name = data.get("name", Path(source).stem)
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        problems.append(f"version must be an integer; got {version!r}")
+        version = 1
+    raw_rules = data.get("rules")
+    rules: list[Rule] = []
+    if not isinstance(raw_rules, list) or not raw_rules:
+        problems.append("rules must be a non-empty list")
+        raw_rules = []
+    for i, raw in enumerate(raw_rules):
+        where = f"rules[{i}]"
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: must be a mapping; got {raw!r}")
+            continue
+        extra = sorted(set(raw) - _RULE_KEYS)
+        if extra:
+            problems.append(f"{where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(_RULE_KEYS))})")
+        metric = raw.get("metric")
+        if not isinstance(metric, str) or not metric:
+            problems.append(f"{where}.metric: must be a result name or glob; got {metric!r}")
+            metric = ""
+        stat = raw.get("statistic", "value")
+        if stat not in STATISTICS:
+            problems.append(f"{where}.statistic: must be one of {', '.join(STATISTICS)}; got {stat!r}")
+        values: dict[str, float | None] = {}
+        for key in ("warn_above", "fail_above", "warn_below", "fail_below"):
+            v = raw.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(float(v))):
+                problems.append(f"{where}.{key}: must be a number; got {v!r}")
+                v = None
+            values[key] = None if v is None else float(v)
+        above = values["warn_above"] is not None or values["fail_above"] is not None
+        below = values["warn_below"] is not None or values["fail_below"] is not None
+        if above == below:
+            problems.append(f"{where}: give warn_above/fail_above or warn_below/fail_below (exactly one direction)")
+        if above and None not in (values["warn_above"], values["fail_above"]) and values["warn_above"] > values["fail_above"]:  # type: ignore[operator]
+            problems.append(f"{where}: warn_above {values['warn_above']} is above fail_above {values['fail_above']}")
+        if below and None not in (values["warn_below"], values["fail_below"]) and values["warn_below"] < values["fail_below"]:  # type: ignore[operator]
+            problems.append(f"{where}: warn_below {values['warn_below']} is below fail_below {values['fail_below']}")
+        required = raw.get("required", False)
+        if not isinstance(required, bool):
+            problems.append(f"{where}.required: must be true or false; got {required!r}")
+        rules.append(Rule(metric, str(stat), values["warn_above"], values["fail_above"], values["warn_below"],
+                          values["fail_below"], bool(required), str(raw.get("why", ""))))
+    if problems:
+        raise PolicyError(f"{source}: {len(problems)} problem(s) in the policy:\n  - " + "\n  - ".join(problems))
+    return Policy(str(name), version, tuple(rules), source)
+
+
+# -- applying --------------------------------------------------------------------------------------------
+
+
+def statistic(result: MetricResult, name: str) -> tuple[float | None, str | None]:
+    """The statistic ``name`` of a result, or None and why it is unavailable."""
+    if result.value is None:
+        reason = result.skipped[0].reason if result.skipped else "no value"
+        return None, f"skipped: {reason}"
+    if name == "value":
+        return float(result.value), None
+    if name in ("ci_low", "ci_high"):
+        if result.ci is None:
+            return None, "the result has no confidence interval"
+        return float(result.ci.low if name == "ci_low" else result.ci.high), None
+    rates = next((d for d in result.details if d.get("kind") == "rates"), None)
+    if rates is None or rates.get("baseline_rate") is None:
+        return None, "the result has no baseline rate (a holdout is needed)"
+    attack = rates.get("attack_rate")
+    attack = float(result.value) if attack is None else float(attack)
+    base = float(rates["baseline_rate"])
+    return (attack - base if name == "excess_over_baseline" else base - attack), None
+
+
+def _judge(rule: Rule, result: MetricResult) -> MetricVerdict:
+    observed, missing = statistic(result, rule.statistic)
+    if observed is None:
+        status: Status = "warn" if rule.required else "skipped"
+        reason = f"{result.name}: {missing}" + ("; the policy requires this result" if rule.required else "")
+        return MetricVerdict(result.name, status, rule.statistic, None, None, None, rule.metric, reason)
+    checks: list[tuple[Status, float | None, Literal["above", "below"]]] = [
+        ("fail", rule.fail_above, "above"), ("fail", rule.fail_below, "below"),
+        ("warn", rule.warn_above, "above"), ("warn", rule.warn_below, "below"),
+    ]
+    for status, threshold, side in checks:
+        if threshold is None:
+            continue
+        if (side == "above" and observed > threshold) or (side == "below" and observed < threshold):
+            reason = (f"{result.name}: {rule.statistic} {observed:.4g} is {side} the {status} threshold {threshold:g}"
+                      + (f" ({rule.why})" if rule.why else ""))
+            return MetricVerdict(result.name, status, rule.statistic, observed, threshold, side, rule.metric, reason)
+    return MetricVerdict(result.name, "pass", rule.statistic, observed, None, None, rule.metric,
+                         f"{result.name}: {rule.statistic} {observed:.4g} within thresholds")
+
+
+def apply_policy(evaluation: EvaluationResult, policy: Policy) -> PolicyVerdict:
+    """Verdicts of every result a rule matches, and the overall risk level with its reasons."""
+    verdicts: dict[str, MetricVerdict] = {}
+    for rule in policy.rules:
+        matched = [r for r in evaluation.results if fnmatch.fnmatchcase(r.name, rule.metric)]
+        if not matched:
+            status: Status = "warn" if rule.required else "skipped"
+            v = MetricVerdict(rule.metric, status, rule.statistic, None, None, None, rule.metric,
+                              f"{rule.metric}: not in the evaluation" + ("; the policy requires it" if rule.required else ""))
+            verdicts.setdefault(rule.metric, v)
+            continue
+        for result in matched:
+            v = _judge(rule, result)
+            old = verdicts.get(result.name)
+            if old is None or _ORDER[v.status] > _ORDER[old.status] or (old.status == "skipped" and v.status == "pass"):
+                verdicts[result.name] = v
+    ordered = tuple(verdicts.values())
+    worst = max((_ORDER[v.status] for v in ordered), default=0)
+    level: RiskLevel = "high" if worst == 2 else "medium" if worst == 1 else "low"
+    reasons = tuple(v.reason for v in ordered if v.status == "fail") + tuple(v.reason for v in ordered if v.status == "warn")
+    if not reasons:
+        checked = sum(v.status == "pass" for v in ordered)
+        reasons = (f"all {checked} checked result(s) are within the thresholds of policy {policy.name}",)
+    return PolicyVerdict(policy.name, policy.version, level, ordered, reasons)
