@@ -317,7 +317,50 @@ def _manifest(manifest: dict[str, Any] | None) -> str:
     return f"<h2>Release</h2><table>{rows}</table>"
 
 
-def render_report(evaluation: EvaluationResult, *, title: str, manifest: dict[str, Any] | None = None) -> str:
+def _privacy(evaluation: EvaluationResult, policy: dict[str, Any] | None, manifest: dict[str, Any] | None) -> str:
+    """Policy verdict with the thresholds crossed, membership-attack ROC curves and the epsilons."""
+    parts: list[str] = []
+    gen = (manifest or {}).get("generator", {})
+    if gen.get("epsilon") is not None:
+        parts.append(f"<p>Differentially private generator: epsilon = {_fmt(gen['epsilon'])}, delta = {_fmt(gen.get('delta'))} "
+                     "(theoretical, per patient).</p>")
+    bound = evaluation.get("privacy.epsilon_lower_bound")
+    if bound is not None and bound.value is not None:
+        parts.append(f"<p>Empirical epsilon lower bound from the membership attacks: {_fmt(bound.value)}.</p>")
+    if policy:
+        level = policy.get("risk_level", "?")
+        color = {"low": "#2e7d32", "medium": "#b26a00", "high": "#c62828"}.get(level, "#333")
+        parts.append(f"<p>Overall risk <b style='color:{color}'>{_e(level)}</b> under policy {_e(policy.get('policy'))} "
+                     f"(version {_e(policy.get('version'))}).</p>")
+        crossed = [v for v in policy.get("verdicts", []) if v.get("status") in ("fail", "warn")]
+        if crossed:
+            rows = "".join(
+                f"<tr><td>{_e(v['status'])}</td><td>{_e(v['metric'])}</td><td>{_e(v['statistic'])}</td>"
+                f"<td>{_fmt(v.get('observed'))}</td><td>{_e(v.get('comparison') or '')} {_fmt(v.get('threshold'))}</td></tr>"
+                for v in crossed
+            )
+            parts.append("<table><tr><th>verdict</th><th>result</th><th>statistic</th><th>observed</th>"
+                         f"<th>threshold crossed</th></tr>{rows}</table>")
+    series = []
+    for r in evaluation.results:
+        if r.name.startswith("privacy.mia.") and r.name.endswith(".auc"):
+            pts = [d for d in r.details if d.get("kind") == "roc"]
+            if pts:
+                series.append((f"{r.name.split('.')[2]} (AUC {_fmt(r.value)})", [p["fpr"] for p in pts], [p["tpr"] for p in pts]))
+    if series:
+        parts.append(f"<div class='plot'>{line_chart(series, title='membership-inference ROC')}</div>")
+    if not parts:
+        return ""
+    return "<h2>Privacy verdict</h2>" + "".join(parts)
+
+
+def render_report(
+    evaluation: EvaluationResult,
+    *,
+    title: str,
+    manifest: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
+) -> str:
     """The whole report as one HTML string (write it to a ``.html`` file).
 
     Sections: headline cards, per-table summary, scorecard of every result by family (with skipped
@@ -362,6 +405,7 @@ def render_report(evaluation: EvaluationResult, *, title: str, manifest: dict[st
         "<h2>Column pair trends</h2>",
         _pair_heatmaps(evaluation),
         _detection(evaluation),
+        _privacy(evaluation, policy, manifest),
         _manifest(manifest),
     ]
     if evaluation.versions:

@@ -65,6 +65,25 @@ class MetricResult:
         data["notes"] = list(self.notes)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetricResult:
+        """The result back from its ``to_dict`` form (as stored in the catalog)."""
+        ci = data.get("ci")
+        low, high = data.get("range") or (0.0, 1.0)
+        return cls(
+            name=data["name"],
+            family=data["family"],
+            value=data.get("value"),
+            goal=data["goal"],
+            range=(float(low), float(high)),
+            ci=None if not ci else Interval(ci[0], ci[1], data.get("ci_level") or 0.95),
+            n=data.get("n"),
+            details=tuple(data.get("details") or ()),
+            skipped=tuple(Skipped(**s) for s in data.get("skipped") or ()),
+            notes=tuple(data.get("notes") or ()),
+            seed=data.get("seed"),
+        )
+
 
 def skipped_result(name: str, family: Family, goal: Goal, reason: str, *, range: tuple[float, float] = (0.0, 1.0)) -> MetricResult:
     """A result for a metric that could not run at all (e.g. needs a holdout that was not given)."""

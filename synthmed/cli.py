@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 
 from data_schemas.errors import SchemaError, UnknownSchemaError
 from data_schemas.io import builtin_names, builtin_path, load_schema, schema_to_yaml
+from evaluate.errors import EvaluationError
 from synth.errors import SynthError
 
 app = typer.Typer(
@@ -33,6 +34,11 @@ app.add_typer(releases_app, name="releases")
 _WIDTH = None if sys.stdout.isatty() else 160  # rich assumes 80 columns when piped
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+# typer 0.2x vendors its own copy of click: usage errors and aborts may come from either copy
+_TYPER_CLICK = sys.modules[typer.BadParameter.__module__]
+_CLICK_ERRORS = (click.exceptions.ClickException, _TYPER_CLICK.ClickException)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -374,19 +380,135 @@ def _debug() -> bool:
     return os.environ.get("SYNTHMED_DEBUG", "") not in ("", "0")
 
 
+MetricsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--metrics", "-m", help="Metrics or families to run (fidelity, privacy.mia, utility.tstr...); repeatable or comma-separated. Default: all."),
+]
+
+
+def _metric_progress(quiet: bool):
+    """A per-metric progress line on stderr, or None when quiet."""
+    if quiet:
+        return None
+    return lambda spec, i, n: err.print(f"[dim]… [{i + 1}/{n}][/dim] {spec.name}")
+
+
+@app.command()
+def evaluate(
+    release_id: Annotated[Optional[str], typer.Argument(help="Release id (see `synthmed releases list`).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data", help="The data the release was fitted on (prepared or raw folder).")] = None,
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema of --real/--synthetic folders.")] = None,
+    real: Annotated[Optional[Path], typer.Option("--real", help="Real training data folder (folder mode).")] = None,
+    synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Synthetic data folder made by any tool (folder mode).")] = None,
+    holdout: Annotated[Optional[Path], typer.Option("--holdout", help="Real holdout folder, never seen by the generator (folder mode).")] = None,
+    metrics: MetricsOpt = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="TABLE.COLUMN the utility metrics predict.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of samples, attacks and bootstraps (default: the release's seed, else 0).")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=10, help="Patients/rows per side for row-level work (attacks, detection, utility).")] = 20_000,
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: the built-in policy).")] = None,
+    shadow_models: Annotated[int, typer.Option("--shadow-models", min=0, help="Shadow generators the shadow-model attack may fit (0 skips it).")] = 4,
+    shadow_targets: Annotated[int, typer.Option("--shadow-targets", min=10, help="Targets per class of the shadow-model attack.")] = 50,
+    secret_file: SecretOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a release (stored in the catalog) or folders from any tool: fidelity, utility, privacy and the policy verdict."""
+    from evaluate.context import EvalOptions
+    from synthmed.evaluation import ShadowBudget, evaluate_folders, evaluate_release
+
+    selected = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()] or None
+    folder_mode = real is not None or synthetic is not None
+    if release_id is not None and folder_mode:
+        raise typer.BadParameter("give either RELEASE_ID --data DIR, or --schema --real --synthetic [--holdout], not both")
+    if release_id is None and not folder_mode:
+        raise typer.BadParameter("give RELEASE_ID --data DIR to evaluate a release, or --schema S --real DIR --synthetic DIR")
+    params: dict[str, dict[str, object]] = {}
+    if release_id is not None:
+        if data_dir is None:
+            raise typer.BadParameter("evaluating a release needs --data, the data it was fitted on", param_hint="--data")
+        st = _store(store)
+        release_seed = seed if seed is not None else int(st.catalog.release(release_id)["seed"] or 0)
+        options = EvalOptions(seed=release_seed, target=target, max_rows=max_rows, params=params)
+        outcome = evaluate_release(
+            st, release_id, data_dir, secret=_optional_secret(secret_file), options=options, metrics=selected,
+            policy=policy, shadow=ShadowBudget(shadow_models, shadow_targets), progress=_metric_progress(quiet or as_json),
+        )
+    else:
+        if schema is None or real is None or synthetic is None:
+            missing = [o for o, v in (("--schema", schema), ("--real", real), ("--synthetic", synthetic)) if v is None]
+            raise typer.BadParameter(f"folder mode needs {', '.join(missing)}")
+        options = EvalOptions(seed=seed or 0, target=target, max_rows=max_rows, params=params)
+        outcome = evaluate_folders(
+            load_schema(schema), real, synthetic, holdout, options=options, metrics=selected, policy=policy,
+            progress=_metric_progress(quiet or as_json),
+        )
+    if as_json:
+        out.print_json(json.dumps(outcome.to_dict(), default=str))
+        return
+    _print_scorecard(outcome)
+    if outcome.evaluation_id:
+        out.print(f"stored evaluation {outcome.evaluation_id} of release {outcome.release_id}")
+
+
+def _print_scorecard(outcome: object, title: str | None = None) -> None:
+    from synthmed.evaluation import EvaluationOutcome, scorecard
+
+    assert isinstance(outcome, EvaluationOutcome)
+    table = RichTable(title or (f"release {outcome.release_id}" if outcome.release_id else "evaluation"), "value", "95% CI", "verdict")
+    for row in scorecard(outcome):
+        table.add_row(row.label, row.value, row.ci, row.verdict)
+    out.print(table)
+    colour = {"low": "green", "medium": "yellow", "high": "red"}[outcome.risk_level]
+    out.print(f"overall risk [{colour}]{outcome.risk_level}[/{colour}] (policy {outcome.verdict.policy})")
+    for reason in outcome.verdict.reasons[:5]:
+        out.print(f"  - {reason}", markup=False)
+    if len(outcome.verdict.reasons) > 5:
+        out.print(f"  ... and {len(outcome.verdict.reasons) - 5} more (see --json)")
+
+
+@app.command()
+def report(
+    release_id: Annotated[str, typer.Argument(help="Release id with a stored evaluation.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("report.html"),
+    store: StoreOpt = None,
+) -> None:
+    """Write a standalone HTML report of a release's latest evaluation (aggregates only)."""
+    from synthmed.evaluation import write_report
+
+    path = write_report(_store(store), release_id, output)
+    out.print(f"wrote {path}")
+
+
+@app.command(name="app")
+def app_command(
+    store: StoreOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve the app on.")] = 8501,
+    address: Annotated[str, typer.Option("--address", help="Address to bind; 0.0.0.0 serves other machines too.")] = "localhost",
+) -> None:
+    """Open the review app on the store: compare releases, read their risks, approve or reject (Streamlit, headless)."""
+    from synthmed.review_app.launch import streamlit_command
+
+    root = _store(store).root
+    argv, env = streamlit_command(root, port=port, address=address)
+    err.print(f"review app for store {root.absolute()} on http://{address}:{port} (Ctrl+C stops it)", markup=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(argv[0], argv, env)
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one message and a non-zero exit."""
     try:
         code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except _CLICK_ERRORS as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
-    except (SchemaError, UnknownSchemaError, SynthError, ValueError) as exc:
+    except (SchemaError, UnknownSchemaError, SynthError, EvaluationError, ValueError) as exc:
         from synth.errors import DataValidationError
 
         if isinstance(exc, DataValidationError):

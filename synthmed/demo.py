@@ -18,9 +18,15 @@ from synth.prepare import PreparedData, prepare
 from synth.release import ReleaseInfo, Store
 from synth.pseudonymise import SECRET_ENV, load_secret
 from synth.store import resolve_store
+from synthmed.evaluation import EvaluationOutcome, ShadowBudget, evaluate_release, scorecard
+from evaluate.context import EvalOptions
 
 DEMO_SCHEMA = "kr_claims"
 # a fast statistical generator and a neural one kept small (few epochs, bounded rows per table)
+DEMO_TARGET = "claims.care_type"
+"""The column the demo's utility metric predicts (TSTR vs TRTR)."""
+DEMO_SHADOW = ShadowBudget(models=2, targets=30)
+"""A small shadow-model budget so the demo stays a few minutes long."""
 DEMO_GENERATORS: tuple[tuple[str, dict[str, object]], ...] = (
     ("gaussian_copula", {}),
     ("tvae", {"epochs": 5, "max_rows_per_table": 5_000}),
@@ -36,6 +42,7 @@ class DemoResult:
     prepared: PreparedData
     rows: dict[str, int]
     releases: list[ReleaseInfo] = field(default_factory=list)
+    evaluations: list[EvaluationOutcome] = field(default_factory=list)
 
 
 def _demo_secret(demo_dir: Path, console: Console | None) -> bytes:
@@ -61,6 +68,7 @@ def run_demo(
     *, patients: int = 10_000, seed: int = 0, store: str | Path | None = None, console: Console | None = None,
     out: Console | None = None,
     generators: tuple[tuple[str, dict[str, object]], ...] = DEMO_GENERATORS,
+    evaluate: bool = True,
 ) -> DemoResult:
     """Simulate, write, validate, pseudonymise and split the demo population; print a summary."""
     store_dir = resolve_store(store)
@@ -99,6 +107,19 @@ def run_demo(
         result.releases.append(info)
         if console:
             console.print(f"wrote release {info.release_id}")
+        if evaluate:
+            with step(f"evaluating {info.release_id}: fidelity, utility and privacy") as status:
+                def metric_progress(spec: object, i: int, n: int, _status: object = status, _id: str = info.release_id) -> None:
+                    if hasattr(_status, "update"):
+                        _status.update(f"evaluating {_id}: [{i + 1}/{n}] {getattr(spec, 'name', spec)}")
+
+                outcome = evaluate_release(
+                    store_obj, info.release_id, prepared.folder, options=EvalOptions(seed=seed, target=DEMO_TARGET),
+                    shadow=DEMO_SHADOW, progress=metric_progress,
+                )
+            result.evaluations.append(outcome)
+            if console:
+                console.print(f"stored evaluation {outcome.evaluation_id} (risk {outcome.risk_level})")
     if out is not None:
         _summary(out, result)
     return result
@@ -123,3 +144,25 @@ def _summary(out: Console, result: DemoResult) -> None:
     for info in result.releases:
         rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
         out.print(f"release [bold]{info.release_id}[/bold] ({info.manifest['generator']['name']}): {rows}")
+    if result.evaluations:
+        _scorecards(out, result)
+
+
+def _scorecards(out: Console, result: DemoResult) -> None:
+    """Fidelity and risk of every demo release side by side, then each policy verdict."""
+    cards = [scorecard(e) for e in result.evaluations]
+    names = [info.manifest["generator"]["name"] for info in result.releases[: len(cards)]]
+    table = RichTable("scorecard", *names, title="fidelity and privacy of the demo releases")
+    labels = list(dict.fromkeys(row.label for card in cards for row in card))
+    for label in labels:
+        cells = []
+        for card in cards:
+            row = next((r for r in card if r.label == label), None)
+            cells.append("-" if row is None else row.value + (f" ({row.verdict})" if row.verdict else ""))
+        table.add_row(label, *cells)
+    colour = {"low": "green", "medium": "yellow", "high": "red"}
+    table.add_row("overall risk (policy)", *[f"[{colour[e.risk_level]}]{e.risk_level}[/{colour[e.risk_level]}]" for e in result.evaluations])
+    out.print(table)
+    for info, e in zip(result.releases, result.evaluations):
+        out.print(f"{info.release_id}: risk {e.risk_level}; " + "; ".join(e.verdict.reasons[:2]), markup=False)
+    out.print("next: `synthmed report RELEASE_ID -o report.html`, `synthmed app` to review, `synthmed releases list`")

@@ -47,3 +47,23 @@ def kr_dir(tmp_path: Path, kr_frames: dict) -> Path:
 def secret_env(monkeypatch: pytest.MonkeyPatch) -> bytes:
     monkeypatch.setenv("SYNTHMED_SECRET", SECRET)
     return SECRET.encode()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """`synthmed demo` run once per session on 200 patients: (store folder, the finished process).
+
+    Shared by the CLI's end-to-end test and the review app's browser test, so the slow demo runs once.
+    """
+    import os
+    import subprocess
+    import sys
+
+    store = tmp_path_factory.mktemp("demo") / "store"
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNTHMED_SECRET", "SYNTHMED_STORE")}
+    result = subprocess.run(
+        [sys.executable, "-m", "synthmed", "demo", "--patients", "200", "--seed", "3", "--store", str(store)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=1200,
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return store, result

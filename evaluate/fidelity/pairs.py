@@ -497,6 +497,9 @@ def column_pair_trends(ctx: EvalContext) -> list[MetricResult]:
         if scalar(ctx.con, f"SELECT count(*) FROM {ctx.train.sql_name(tname)}") == 0:
             skipped.extend(Skipped("the real table has no rows", table=tname, column=c.name) for c in split.scored)
             continue
+        if scalar(ctx.con, f"SELECT count(*) FROM {ctx.synthetic.sql_name(tname)}") == 0:
+            skipped.extend(Skipped("the synthetic table has no rows", table=tname, column=c.name) for c in split.scored)
+            continue
         t_rows, t_skipped = pair_trends_table(
             ctx.con,
             ctx.train.sql_name(tname),

@@ -163,6 +163,8 @@ def shadow_scores(
         produces=result_names("shadow"), needs_holdout=True)
 def mia_shadow(ctx: EvalContext) -> list[MetricResult]:
     factory = get_param(ctx, NAME, "generator_factory", None)
+    if get_param(ctx, NAME, "n_shadow_models", None) == 0:
+        return skipped_attack("shadow", "the shadow-model budget is 0 models (--shadow-models 0)")
     if factory is None:
         return skipped_attack(
             "shadow",

@@ -23,11 +23,12 @@ against the other conditions, instead of scanning the table once per query.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
@@ -281,7 +282,9 @@ def control_correction(control: MixedFrame, queries: list[Query], n_target: int,
     w0 = 1.0 / x.max()
     p0 = (w0, max(y.max(), 1.0) / singling_out_probability_integral(x.max(), 0.0, w0))
     try:
-        popt, _ = curve_fit(model, x, y, p0=p0, bounds=(0, (1, np.inf)))
+        with warnings.catch_warnings():  # too few distinct points for a covariance: the fit itself is still used
+            warnings.simplefilter("ignore", OptimizeWarning)
+            popt, _ = curve_fit(model, x, y, p0=p0, bounds=(0, (1, np.inf)))
     except (RuntimeError, ValueError):
         return 1.0
     at_n, at_target = model(np.array([n]), *popt)[0], model(np.array([n_target]), *popt)[0]

@@ -12,8 +12,16 @@ from synth.generators.hierarchical import HierarchicalGenerator
 from synth.generators.registry import register
 
 
+class _EngineGenerator(HierarchicalGenerator):
+    """The hierarchical generator with one fixed SDV engine; its parameters are the engine's own."""
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, so that ``get_generator(name, **params)`` rebuilds this generator."""
+        return {**self.engine_params, "max_rows_per_table": self.max_rows_per_table}
+
+
 @register
-class GaussianCopulaGenerator(HierarchicalGenerator):
+class GaussianCopulaGenerator(_EngineGenerator):
     """SDV GaussianCopulaSynthesizer (parameters: SDV's, e.g. default_distribution)."""
 
     name: ClassVar[str] = "gaussian_copula"
@@ -25,7 +33,7 @@ class GaussianCopulaGenerator(HierarchicalGenerator):
 
 
 @register
-class CTGANGenerator(HierarchicalGenerator):
+class CTGANGenerator(_EngineGenerator):
     """SDV CTGANSynthesizer (parameters: SDV's, e.g. epochs, batch_size)."""
 
     name: ClassVar[str] = "ctgan"
@@ -37,7 +45,7 @@ class CTGANGenerator(HierarchicalGenerator):
 
 
 @register
-class TVAEGenerator(HierarchicalGenerator):
+class TVAEGenerator(_EngineGenerator):
     """SDV TVAESynthesizer (parameters: SDV's, e.g. epochs, batch_size)."""
 
     name: ClassVar[str] = "tvae"

@@ -125,9 +125,8 @@ def test_prepare_writes_split_folders(kr_dir: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "train").iterdir()) == sorted(f"{t}.parquet" for t in ("patients", "claims", "claim_details", "diagnoses", "prescriptions"))
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    result = run("demo", "--patients", "200", "--seed", "3", "--store", str(store))
+def test_demo_end_to_end(demo_run) -> None:
+    store, result = demo_run
     assert result.returncode == 0, result.stderr
     assert "synthmed demo" in result.stdout and "valid" in result.stdout
     assert (store / "demo" / "prepared" / "train" / "claims.parquet").is_file()
@@ -135,6 +134,16 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     releases = sorted(p.name for p in (store / "releases").iterdir())
     assert len(releases) == 2 and any("gaussian_copula" in r for r in releases) and any("tvae" in r for r in releases)
     assert all(r in result.stdout for r in releases)
+    # each evaluated and stored, the scorecard shows fidelity and risk side by side
+    from synth.catalog import Catalog
+
+    catalog = Catalog(store / "catalog.duckdb")
+    for row in catalog.releases():
+        assert row["fidelity"] is not None and row["risk_level"] in ("low", "medium", "high")
+        names = {r["name"] for r in catalog.metric_results(row["evaluation_id"])}
+        assert {"fidelity.column_shapes", "utility.ratio", "privacy.mia.shadow.auc", "privacy.singling_out.risk"} <= names
+    for label in ("overall fidelity", "MIA distance AUC", "singling-out risk", "overall risk (policy)"):
+        assert label in result.stdout, label
     # the demo's own output validates with the command a user would run
     check = run("validate", "--schema", "kr_claims", str(store / "demo" / "prepared" / "holdout"))
     assert check.returncode == 0, check.stdout

@@ -1,0 +1,252 @@
+"""Evaluate a release (or folders made by other tools): run the metrics, judge them, store the aggregates.
+
+A release is evaluated against the very train/holdout split it was fitted on: the split recorded in
+its manifest is redone on ``--data`` and its fingerprints must match, so a member is always a patient
+the generator saw and a non-member one it did not. Results go into the catalog in one transaction
+(``Catalog.add_evaluation``): an evaluation lands whole or not at all, with the library versions used.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from data_schemas.io import load_schema
+from data_schemas.model import Schema
+from evaluate.context import EvalContext, EvalOptions, load_context, read_synthetic
+from evaluate.errors import EvaluationError
+from evaluate.fidelity.summary import overall_fidelity
+from evaluate.policy import Policy, PolicyVerdict, apply_policy, load_policy
+from evaluate.privacy.mia_shadow import generator_factory
+from evaluate.registry import MetricSpec
+from evaluate.result import EvaluationResult, MetricResult
+from evaluate.runner import run_metrics
+from synth.pipeline import read_training_input
+from synth.release import Store, read_manifest, verify_release
+
+Progress = Callable[[MetricSpec, int, int], None]
+SHADOW = "privacy.mia.shadow"
+
+
+class ReleaseMismatchError(EvaluationError):
+    """The data given is not the data the release was fitted on, or the release's files changed."""
+
+
+@dataclass(frozen=True)
+class ShadowBudget:
+    """How much the shadow-model attack may spend: generators refitted and targets per class (0 = skip)."""
+
+    models: int = 4
+    targets: int = 50
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    """One evaluation: the results, the policy verdict, the headline fidelity, and where it was stored."""
+
+    evaluation: EvaluationResult
+    verdict: PolicyVerdict
+    fidelity: float | None
+    release_id: str | None = None
+    evaluation_id: str | None = None
+
+    @property
+    def risk_level(self) -> str:
+        return self.verdict.risk_level
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON printed by ``synthmed evaluate --json``: results, fidelity, risk level and policy."""
+        return {
+            "release_id": self.release_id,
+            "evaluation_id": self.evaluation_id,
+            "fidelity": self.fidelity,
+            "risk_level": self.verdict.risk_level,
+            **self.evaluation.to_dict(),
+            "policy": self.verdict.to_dict(),
+        }
+
+
+def judge(evaluation: EvaluationResult, policy: Policy | str | Path | None) -> tuple[PolicyVerdict, float | None]:
+    """The policy verdict (default policy when None) and the overall fidelity of an evaluation."""
+    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    return apply_policy(evaluation, pol), overall_fidelity(evaluation)
+
+
+def evaluate_folders(
+    schema: Schema,
+    real_dir: str | Path,
+    synthetic_dir: str | Path,
+    holdout_dir: str | Path | None = None,
+    *,
+    options: EvalOptions | None = None,
+    metrics: list[str] | None = None,
+    policy: Policy | str | Path | None = None,
+    progress: Progress | None = None,
+) -> EvaluationOutcome:
+    """Evaluate synthetic data from any tool against real folders; nothing is stored."""
+    ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options)
+    evaluation = run_metrics(ctx, metrics, progress=progress)
+    verdict, fidelity = judge(evaluation, policy)
+    return EvaluationOutcome(evaluation, verdict, fidelity)
+
+
+def release_context(
+    store: Store,
+    release_id: str,
+    data_dir: str | Path,
+    *,
+    secret: bytes | None = None,
+    options: EvalOptions | None = None,
+    shadow: ShadowBudget = ShadowBudget(),
+) -> tuple[EvalContext, dict[str, Any]]:
+    """The evaluation context of a release: its verified files against the split it was fitted on."""
+    store.catalog.release(release_id)  # a clear error for an unknown id
+    check = verify_release(store, release_id)
+    if not check.ok:
+        raise ReleaseMismatchError(
+            f"release {release_id} fails verification, so its files are not what was released: "
+            + "; ".join(check.problems)
+        )
+    manifest = read_manifest(store, release_id)
+    schema = load_schema(manifest["schema"]["name"])
+    if schema.fingerprint != manifest["schema"]["hash"]:
+        raise ReleaseMismatchError(
+            f"schema {schema.name!r} changed since release {release_id} was made "
+            f"(hash {schema.fingerprint[:12]} now, {manifest['schema']['hash'][:12]} then)"
+        )
+    split = manifest["source"]["split"]
+    data = read_training_input(
+        schema, data_dir, secret=secret, split_seed=int(split["seed"]), holdout_fraction=float(split["holdout_fraction"])
+    )
+    for side in ("train", "holdout"):
+        if getattr(data.split, f"{side}_fingerprint") != split[f"{side}_fingerprint"]:
+            raise ReleaseMismatchError(
+                f"{data_dir} is not the data release {release_id} was fitted on: its {side} split has other patients "
+                f"({getattr(data.split, f'n_{side}'):,} patients, fingerprint {getattr(data.split, f'{side}_fingerprint')[:12]}; "
+                f"the release's has {split[f'n_{side}']:,}, fingerprint {split[f'{side}_fingerprint'][:12]})"
+            )
+    synthetic, _ = read_synthetic(schema, store.release_dir(release_id), con=data.train.con)
+    opts = options or EvalOptions(seed=int(manifest.get("seed", 0)))
+    if shadow.models > 0:
+        gen = manifest["generator"]
+        params = {
+            **opts.params.get(SHADOW, {}),
+            "generator_factory": generator_factory(gen["name"], **gen.get("params", {})),
+            "n_shadow_models": shadow.models,
+            "n_targets": shadow.targets,
+        }
+        opts = replace(opts, params={**opts.params, SHADOW: params})
+    else:
+        opts = replace(opts, params={**opts.params, SHADOW: {**opts.params.get(SHADOW, {}), "n_shadow_models": 0}})
+    return EvalContext(schema, data.train.con, data.train, synthetic, data.holdout, opts), manifest
+
+
+def evaluate_release(
+    store: Store,
+    release_id: str,
+    data_dir: str | Path,
+    *,
+    secret: bytes | None = None,
+    options: EvalOptions | None = None,
+    metrics: list[str] | None = None,
+    policy: Policy | str | Path | None = None,
+    shadow: ShadowBudget = ShadowBudget(),
+    progress: Progress | None = None,
+) -> EvaluationOutcome:
+    """Evaluate a release on its own split and store the results in the catalog (one transaction)."""
+    ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow)
+    try:
+        evaluation = run_metrics(ctx, metrics, progress=progress)
+    finally:
+        ctx.con.close()
+    verdict, fidelity = judge(evaluation, policy)
+    evaluation_id = store.catalog.add_evaluation(
+        release_id,
+        results=[r.to_dict() for r in evaluation.results],
+        seed=evaluation.seed,
+        versions=evaluation.versions,
+        summary={**evaluation.summary, "metrics": metrics or "all", "shadow_budget": {"models": shadow.models, "targets": shadow.targets}},
+        fidelity=fidelity,
+        risk_level=verdict.risk_level,
+        policy=verdict.to_dict(),
+    )
+    return EvaluationOutcome(evaluation, verdict, fidelity, release_id=release_id, evaluation_id=evaluation_id)
+
+
+def stored_evaluation(store: Store, release_id: str) -> tuple[EvaluationResult, dict[str, Any]]:
+    """The latest stored evaluation of a release (as typed results) and its catalog row."""
+    rows = store.catalog.evaluations(release_id)
+    if not rows:
+        store.catalog.release(release_id)
+        raise EvaluationError(
+            f"release {release_id} has no evaluation yet: run `synthmed evaluate {release_id} --data DIR` first"
+        )
+    row = rows[0]
+    results = tuple(MetricResult.from_dict(d) for d in store.catalog.metric_results(row["evaluation_id"]))
+    return EvaluationResult(results, seed=int(row["seed"]), versions=json.loads(row["versions_json"] or "{}"),
+                            summary=json.loads(row["summary_json"] or "{}")), row
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One line of the short scorecard printed by ``synthmed evaluate`` and ``synthmed demo``."""
+
+    label: str
+    value: str
+    ci: str
+    verdict: str
+
+
+SCORECARD: tuple[tuple[str, str], ...] = (
+    ("fidelity.column_shapes", "column shapes"),
+    ("fidelity.column_pair_trends", "column pair trends"),
+    ("fidelity.detection.gbt", "detection score (GBT; 1 = indistinguishable)"),
+    ("fidelity.rule_violations", "rule violations (share of rows)"),
+    ("utility.ratio", "utility TSTR / TRTR"),
+    ("privacy.exact_copies", "exact copies of train"),
+    ("privacy.dcr.share_closer_to_train", "DCR share closer to train (0.5 ideal)"),
+    ("privacy.mia.distance.auc", "MIA distance AUC"),
+    ("privacy.mia.domias.auc", "MIA DOMIAS AUC"),
+    ("privacy.mia.shadow.auc", "MIA shadow-model AUC"),
+    ("privacy.singling_out.risk", "singling-out risk"),
+    ("privacy.linkability.risk", "linkability risk"),
+    ("privacy.attribute_inference.risk", "attribute-inference risk"),
+    ("privacy.epsilon_lower_bound", "empirical epsilon lower bound"),
+)
+
+
+def scorecard(outcome: EvaluationOutcome) -> list[ScoreRow]:
+    """Headline fidelity, utility and privacy numbers side by side, with the policy's verdict on each."""
+    verdicts = {v.metric: v.status for v in outcome.verdict.verdicts}
+    rows = [ScoreRow("overall fidelity", "-" if outcome.fidelity is None else f"{outcome.fidelity:.3f}", "", "")]
+    for name, label in SCORECARD:
+        r = outcome.evaluation.get(name)
+        if r is None:
+            continue
+        if r.value is None:
+            reason = r.skipped[0].reason if r.skipped else "not computed"
+            rows.append(ScoreRow(label, "skipped", reason[:60], verdicts.get(name, "")))
+            continue
+        ci = f"[{r.ci.low:.3f}, {r.ci.high:.3f}]" if r.ci is not None else ""
+        rows.append(ScoreRow(label, f"{r.value:.3f}", ci, verdicts.get(name, "")))
+    return rows
+
+
+def write_report(store: Store, release_id: str, output: str | Path) -> Path:
+    """Write the HTML report of a release's latest evaluation (aggregates only) atomically to ``output``."""
+    from evaluate.report import render_report
+
+    evaluation, row = stored_evaluation(store, release_id)
+    manifest = read_manifest(store, release_id)
+    policy = json.loads(row["policy_json"]) if row.get("policy_json") else None
+    html = render_report(evaluation, title=f"synthmed release {release_id}", manifest=manifest, policy=policy)
+    path = Path(output)
+    if path.is_dir():
+        raise EvaluationError(f"{path} is a folder; give the report's file name, e.g. {path / 'report.html'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path
