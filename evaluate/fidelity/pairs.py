@@ -434,7 +434,9 @@ def pair_trends_table(
     nullable_s = {c.name for c in usable if st_s[c.name][0] < n_syn}
     r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
     r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)
-    for (a, b), rr, rs in zip(corr_pairs, r_real, r_syn):
+    rho_real = _spearman(con, real, corr_pairs, nullable_r)
+    rho_syn = _spearman(con, synthetic, corr_pairs, nullable_s)
+    for (a, b), rr, rs, qr, qs in zip(corr_pairs, r_real, r_syn, rho_real, rho_syn):
         if rr is None or rs is None:
             side = "real" if rr is None else "synthetic"
             skipped.append(
@@ -453,11 +455,45 @@ def pair_trends_table(
                 "synthetic_correlation": rs,
                 "real_association": None,
                 "contributes": contributes,
+                "spearman_value": None if qr is None or qs is None else min(1.0, max(0.0, 1.0 - abs(qr - qs) / 2.0)),
+                "real_spearman": qr,
+                "synthetic_spearman": qs,
             }
         )
     order = {c.name: i for i, c in enumerate(columns)}
     rows.sort(key=lambda r: (order[r["column_1"]], order[r["column_2"]]))
     return rows, skipped
+
+
+def _avg_rank(expr: str) -> str:
+    """SQL window expression: the average rank of ``expr`` (ties share the mean of their ranks), as scipy ranks."""
+    return f"(rank() OVER (ORDER BY {expr}) + (count(*) OVER (PARTITION BY {expr}) - 1) / 2.0)"
+
+
+def _spearman(
+    con: duckdb.DuckDBPyConnection, relation: str, pairs: list[tuple[Column, Column]], nullable: set[str]
+) -> list[float | None]:
+    """Spearman's rho (Spearman 1904) of each pair: Pearson's r of average ranks on the rows where both are present.
+
+    Columns without missing values are ranked once and all their pairs read in one query; a pair with a
+    nullable column is ranked on its complete rows (as SDMetrics' ``dropna`` of the pair does).
+    """
+    out: dict[int, float | None] = {}
+    full = [(i, a, b) for i, (a, b) in enumerate(pairs) if a.name not in nullable and b.name not in nullable]
+    if full:
+        cols = list({c.name: c for _, a, b in full for c in (a, b)}.values())
+        ranks = ", ".join(f"{_avg_rank(numeric_expr(c))} AS {quote('__r_' + c.name)}" for c in cols)
+        corrs = ", ".join(f"corr({quote('__r_' + a.name)}, {quote('__r_' + b.name)})" for _, a, b in full)
+        row = con.execute(f"SELECT {corrs} FROM (SELECT {ranks} FROM {relation})").fetchall()[0]
+        out.update({i: row[k] for k, (i, _, _) in enumerate(full)})
+    for i, (a, b) in enumerate(pairs):
+        if i in out:
+            continue
+        ea, eb = numeric_expr(a), numeric_expr(b)
+        sql = (f"SELECT corr(ra, rb) FROM (SELECT {_avg_rank(ea)} AS ra, {_avg_rank(eb)} AS rb FROM {relation} "
+               f"WHERE {ea} IS NOT NULL AND {eb} IS NOT NULL)")
+        out[i] = con.execute(sql).fetchall()[0][0]
+    return [None if (v := out[i]) is None or not math.isfinite(v) else max(-1.0, min(1.0, float(v))) for i in range(len(pairs))]
 
 
 def _finite(stat: tuple[int, float | None, float | None, float | None]) -> bool:
@@ -469,7 +505,8 @@ def _finite(stat: tuple[int, float | None, float | None, float | None]) -> bool:
     NAME,
     family="fidelity",
     description="Pairwise trends: correlation similarity (numbers, dates) and contingency similarity (the rest)",
-    produces=(NAME, "fidelity.correlation_similarity.pearson", "fidelity.contingency_similarity"),
+    produces=(NAME, "fidelity.correlation_similarity.pearson", "fidelity.correlation_similarity.spearman",
+              "fidelity.contingency_similarity"),
 )
 def column_pair_trends(ctx: EvalContext) -> list[MetricResult]:
     """Column Pair Trends (SDMetrics QualityReport), plus the plain means of both pair metrics over all pairs.
@@ -543,6 +580,20 @@ def column_pair_trends(ctx: EvalContext) -> list[MetricResult]:
             details=tuple({k: r[k] for k in (*brief, "real_correlation", "synthetic_correlation")} for r in corr_rows),
             skipped=tuple(skipped),
             notes=("1 - |r_real - r_syn| / 2 for every pair of continuous columns",),
+        ),
+        MetricResult(
+            name="fidelity.correlation_similarity.spearman",
+            family="fidelity",
+            value=mean(r["spearman_value"] for r in corr_rows if r["spearman_value"] is not None),
+            goal="maximize",
+            n=sum(r["spearman_value"] is not None for r in corr_rows),
+            details=tuple(
+                {"table": r["table"], "column_1": r["column_1"], "column_2": r["column_2"], "value": r["spearman_value"],
+                 "real_correlation": r["real_spearman"], "synthetic_correlation": r["synthetic_spearman"]}
+                for r in corr_rows if r["spearman_value"] is not None
+            ),
+            skipped=tuple(skipped),
+            notes=("1 - |rho_real - rho_syn| / 2 for every pair of continuous columns (Spearman's rank correlation)",),
         ),
         MetricResult(
             name="fidelity.contingency_similarity",

@@ -33,7 +33,7 @@ DETERMINISTIC = [s.name for s in select(["fidelity"]) if not s.name.startswith("
 EXPECTED = {
     "fidelity.column_shapes", "fidelity.ks_complement", "fidelity.tv_complement", "fidelity.missing_value_similarity",
     "fidelity.range_coverage", "fidelity.category_coverage", "fidelity.column_pair_trends",
-    "fidelity.correlation_similarity.pearson", "fidelity.contingency_similarity", "fidelity.code_hierarchy.chapter",
+    "fidelity.correlation_similarity.pearson", "fidelity.correlation_similarity.spearman", "fidelity.contingency_similarity", "fidelity.code_hierarchy.chapter",
     "fidelity.code_hierarchy.category", "fidelity.code_hierarchy.full", "fidelity.children_per_parent",
     "fidelity.referential_integrity", "fidelity.event_gaps", "fidelity.sequence_length", "fidelity.age_at_event",
     "fidelity.rule_violations", "fidelity.detection.logistic", "fidelity.detection.gbt",

@@ -252,15 +252,19 @@ def test_pair_metrics_directly(loaded, data) -> None:
 
     real, syn = data["real"], data["synthetic"]
     ours = column_pair_trends(ctx_of(loaded, **NO_THRESHOLDS))
-    corr = {(d["column_1"], d["column_2"]): d["value"] for d in ours[1].details}
-    cont = {(d["column_1"], d["column_2"]): d["value"] for d in ours[2].details}
+    by_name = {r.name: r for r in ours}
+    corr = {(d["column_1"], d["column_2"]): d["value"] for d in by_name["fidelity.correlation_similarity.pearson"].details}
+    rho = {(d["column_1"], d["column_2"]): d["value"] for d in by_name["fidelity.correlation_similarity.spearman"].details}
+    cont = {(d["column_1"], d["column_2"]): d["value"] for d in by_name["fidelity.contingency_similarity"].details}
     for a, b in itertools.combinations(["age", "cost", "share", "day", "seen"], 2):
         expected = CorrelationSimilarity.compute(real[[a, b]], syn[[a, b]], coefficient="Pearson")
         assert corr[(a, b)] == pytest.approx(expected, abs=TOL), (a, b)
+        expected = CorrelationSimilarity.compute(real[[a, b]], syn[[a, b]], coefficient="Spearman")
+        assert rho[(a, b)] == pytest.approx(expected, abs=TOL), (a, b)
     for a, b in itertools.combinations(["sex", "smoker", "dx"], 2):
         expected = ContingencySimilarity.compute(real[[a, b]], syn[[a, b]])
         assert cont[(a, b)] == pytest.approx(expected, abs=TOL), (a, b)
-    assert ours[1].value == pytest.approx(np.mean(list(corr.values())), abs=1e-12)
+    assert by_name["fidelity.correlation_similarity.pearson"].value == pytest.approx(np.mean(list(corr.values())), abs=1e-12)
 
 
 def test_multi_table_metrics(loaded, data) -> None:
