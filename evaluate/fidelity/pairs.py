@@ -434,8 +434,8 @@ def pair_trends_table(
     nullable_s = {c.name for c in usable if st_s[c.name][0] < n_syn}
     r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
     r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)
-    rho_real = _spearman(con, real, corr_pairs, nullable_r)
-    rho_syn = _spearman(con, synthetic, corr_pairs, nullable_s)
+    rho_real = _spearman(con, real, corr_pairs, nullable_r, n_real)
+    rho_syn = _spearman(con, synthetic, corr_pairs, nullable_s, n_syn)
     for (a, b), rr, rs, qr, qs in zip(corr_pairs, r_real, r_syn, rho_real, rho_syn):
         if rr is None or rs is None:
             side = "real" if rr is None else "synthetic"
@@ -470,14 +470,24 @@ def _avg_rank(expr: str) -> str:
     return f"(rank() OVER (ORDER BY {expr}) + (count(*) OVER (PARTITION BY {expr}) - 1) / 2.0)"
 
 
+SPEARMAN_MAX_ROWS = 1_000_000
+"""Above this many rows a side's Spearman ranks come from a seeded reservoir sample of this size: ranking
+sorts every column, which would dominate time and memory on tens of millions of rows."""
+
+
 def _spearman(
-    con: duckdb.DuckDBPyConnection, relation: str, pairs: list[tuple[Column, Column]], nullable: set[str]
+    con: duckdb.DuckDBPyConnection, relation: str, pairs: list[tuple[Column, Column]], nullable: set[str], n_rows: int
 ) -> list[float | None]:
     """Spearman's rho (Spearman 1904) of each pair: Pearson's r of average ranks on the rows where both are present.
 
     Columns without missing values are ranked once and all their pairs read in one query; a pair with a
-    nullable column is ranked on its complete rows (as SDMetrics' ``dropna`` of the pair does).
+    nullable column is ranked on its complete rows (as SDMetrics' ``dropna`` of the pair does). Sides of
+    more than ``SPEARMAN_MAX_ROWS`` rows are ranked on a seeded sample of that size.
     """
+    if not pairs:
+        return []
+    if n_rows > SPEARMAN_MAX_ROWS:
+        relation = f"(SELECT * FROM {relation} USING SAMPLE reservoir({SPEARMAN_MAX_ROWS} ROWS) REPEATABLE (17))"
     out: dict[int, float | None] = {}
     full = [(i, a, b) for i, (a, b) in enumerate(pairs) if a.name not in nullable and b.name not in nullable]
     if full:
@@ -593,7 +603,10 @@ def column_pair_trends(ctx: EvalContext) -> list[MetricResult]:
                 for r in corr_rows if r["spearman_value"] is not None
             ),
             skipped=tuple(skipped),
-            notes=("1 - |rho_real - rho_syn| / 2 for every pair of continuous columns (Spearman's rank correlation)",),
+            notes=(
+                "1 - |rho_real - rho_syn| / 2 for every pair of continuous columns (Spearman's rank correlation)",
+                f"a side of more than {SPEARMAN_MAX_ROWS:,} rows is ranked on a seeded sample of {SPEARMAN_MAX_ROWS:,} rows",
+            ),
         ),
         MetricResult(
             name="fidelity.contingency_similarity",

@@ -267,6 +267,22 @@ def test_pair_metrics_directly(loaded, data) -> None:
     assert by_name["fidelity.correlation_similarity.pearson"].value == pytest.approx(np.mean(list(corr.values())), abs=1e-12)
 
 
+def test_spearman_on_a_sample_above_the_row_bound(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluate.fidelity import pairs
+
+    def spearman() -> tuple[float, tuple[str, ...]]:
+        r = {x.name: x for x in column_pair_trends(ctx_of(loaded, **NO_THRESHOLDS))}["fidelity.correlation_similarity.spearman"]
+        assert r.value is not None
+        return r.value, r.notes
+
+    exact, _ = spearman()
+    monkeypatch.setattr(pairs, "SPEARMAN_MAX_ROWS", 300)
+    sampled, notes = spearman()
+    assert sampled != exact and abs(sampled - exact) < 0.1
+    assert spearman()[0] == sampled  # the sample is seeded
+    assert any("seeded sample of 300 rows" in n for n in notes)
+
+
 def test_multi_table_metrics(loaded, data) -> None:
     from sdmetrics.column_pairs import ReferentialIntegrity
     from sdmetrics.multi_table import CardinalityShapeSimilarity
