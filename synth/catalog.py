@@ -56,6 +56,8 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise CatalogError(f"cannot open the catalog {self.path}: {str(exc).splitlines()[0]}") from None
             raise CatalogError(
                 f"the catalog {self.path} is in use by another synthmed process (it holds the lock); "
                 f"try again when it has finished ({str(exc).splitlines()[0]})"

@@ -81,7 +81,11 @@ def source_fingerprint(schema: Schema, data: TrainingInput) -> dict[str, Any]:
     }
 
 
-def make_generator(name: str, params: dict[str, Any], *, allow_unsafe: bool = False) -> Generator:
+def make_generator(
+    name: str, params: dict[str, Any], *, allow_unsafe: bool = False, epsilon: float | None = None, delta: float | None = None
+) -> Generator:
+    if epsilon is not None or delta is not None:
+        params = dp_params(name, params, epsilon=epsilon, delta=delta)
     generator = get_generator(name, **params)
     if generator.unsafe and not allow_unsafe:
         raise GeneratorError(
@@ -89,6 +93,23 @@ def make_generator(name: str, params: dict[str, Any], *, allow_unsafe: bool = Fa
             "pass --allow-unsafe to write such a release on purpose"
         )
     return generator
+
+
+def dp_params(name: str, params: dict[str, Any], *, epsilon: float | None, delta: float | None) -> dict[str, Any]:
+    """``params`` with the privacy budget set; only a differentially private generator takes one."""
+    from synth.generators import GENERATORS, describe_generators
+
+    if name in GENERATORS and not GENERATORS[name].differentially_private:
+        dp_names = ", ".join(r["name"] for r in describe_generators() if r["differentially_private"])
+        raise GeneratorError(
+            f"--epsilon/--delta apply to differentially private generators ({dp_names}); {name!r} is not one"
+        )
+    out = dict(params)
+    if epsilon is not None:
+        out["epsilon"] = epsilon
+    if delta is not None:
+        out["delta"] = delta
+    return out
 
 
 def release(
@@ -103,10 +124,12 @@ def release(
     secret: bytes | None = None,
     allow_unsafe: bool = False,
     progress: Progress | None = None,
+    epsilon: float | None = None,
+    delta: float | None = None,
 ) -> ReleaseInfo:
     """Fit ``generator`` on the train split, sample ``n_patients`` (default: as many as train), register."""
     say = progress or (lambda _m: None)
-    gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe)
+    gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     say(f"reading {data_dir}")
     data = read_training_input(schema, data_dir, secret=secret)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")
@@ -127,5 +150,7 @@ def release(
         sample_report=gen.last_sample_report_.to_dict() if gen.last_sample_report_ else {},
         differentially_private=gen.differentially_private,
         epsilon=gen.epsilon,
+        delta=gen.delta,
+        privacy=gen.privacy_accounting(),
     )
     return info

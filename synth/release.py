@@ -137,6 +137,7 @@ def write_release(
     epsilon: float | None = None,
     delta: float | None = None,
     release_id: str | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> ReleaseInfo:
     """Write the folder and register it atomically (see the module docstring)."""
     with store.write_lock():
@@ -162,6 +163,7 @@ def write_release(
                     "differentially_private": differentially_private,
                     "epsilon": epsilon,
                     "delta": delta,
+                    "privacy_accounting": privacy,
                 },
                 "library_versions": library_versions(),
                 "seed": seed,

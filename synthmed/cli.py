@@ -59,6 +59,15 @@ SecretOpt = Annotated[
     Optional[Path], typer.Option("--secret-file", help="File holding the pseudonymisation key (else $SYNTHMED_SECRET).")
 ]
 
+EpsilonOpt = Annotated[
+    Optional[float],
+    typer.Option("--epsilon", help="Privacy budget per patient of a differentially private generator (e.g. dp_mst)."),
+]
+DeltaOpt = Annotated[
+    Optional[float],
+    typer.Option("--delta", help="Delta of the (epsilon, delta) guarantee (default 1e-6)."),
+]
+
 
 def _params(items: list[str] | None) -> dict[str, object]:
     """KEY=VALUE pairs to a dict; values parsed as JSON when possible (epochs=5 -> 5)."""
@@ -263,12 +272,14 @@ def fit(
     secret_file: SecretOpt = None,
     allow_unsafe: Annotated[bool, typer.Option("--allow-unsafe", help="Allow baselines that copy training records.")] = False,
     quiet: QuietOpt = False,
+    epsilon: EpsilonOpt = None,
+    delta: DeltaOpt = None,
 ) -> None:
     """Fit a generator on the train split of a data folder and save it."""
     from synth.pipeline import make_generator, read_training_input
 
     sch = load_schema(schema)
-    gen = make_generator(generator, _params(param), allow_unsafe=allow_unsafe)
+    gen = make_generator(generator, _params(param), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file))
     gen.fit(data.train, progress=_progress(quiet))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +317,8 @@ def release(
     allow_unsafe: Annotated[bool, typer.Option("--allow-unsafe", help="Allow baselines that copy training records.")] = False,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
+    epsilon: EpsilonOpt = None,
+    delta: DeltaOpt = None,
 ) -> None:
     """Fit on the train split, sample a cohort, and register it as an immutable release."""
     from synth.pipeline import release as run_release
@@ -313,7 +326,7 @@ def release(
     info = run_release(
         load_schema(schema), data_dir, generator=generator, params=_params(param), store=_store(store),
         n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
-        progress=_progress(quiet),
+        progress=_progress(quiet), epsilon=epsilon, delta=delta,
     )
     rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
     out.print(f"release {info.release_id}: {rows}")

@@ -15,6 +15,7 @@ registered metric                         results
 ``privacy.attribute_inference``           ``privacy.attribute_inference.risk``
 ``privacy.k_anonymity``                   ``privacy.k_anonymity.small_class_share``, ``privacy.unique_qi_matches``
 ``privacy.rare_code_leakage``             ``privacy.rare_code_leakage``
+``privacy.audit``                         ``privacy.epsilon_lower_bound`` (from the attacks' scores)
 ========================================  =========================================================
 """
 from evaluate.privacy import (  # noqa: F401  (register the metrics)
@@ -29,3 +30,4 @@ from evaluate.privacy import (  # noqa: F401  (register the metrics)
     rare_codes,
     singling_out,
 )
+from evaluate.privacy import audit  # noqa: F401,E402  (registered last: it reuses the attacks' scores)

@@ -10,6 +10,7 @@ import numpy as np
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
+from evaluate.privacy.attack_scores import remember
 from evaluate.privacy.dcr import nn_settings
 from evaluate.privacy.distances import nearest_neighbours
 from evaluate.privacy.inputs import privacy_inputs, rng_for
@@ -39,6 +40,7 @@ def mia_distance(ctx: EvalContext) -> list[MetricResult]:
     assert inputs.x_holdout is not None
     x = np.concatenate([inputs.x_train[targets.members], inputs.x_holdout[targets.non_members]])
     scores, note = distance_scores(x, inputs.x_synthetic, rng=rng_for(ctx.options.seed, 41), **settings)
+    remember(ctx, "distance", scores, targets.labels)  # reused by the epsilon audit
     return membership_results(
         "distance", scores, targets.labels, seed=ctx.options.seed, n_bootstrap=n_boot, confidence=confidence,
         notes=(inputs.sampling_note(), note, "score = minus the distance to the closest synthetic record"),

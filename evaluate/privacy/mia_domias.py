@@ -26,6 +26,7 @@ from scipy.special import logsumexp
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
+from evaluate.privacy.attack_scores import remember
 from evaluate.privacy.distances import parallel_map
 from evaluate.privacy.inputs import privacy_inputs, rng_for
 from evaluate.privacy.membership import draw_targets, membership_results, result_names, skipped_attack, target_settings
@@ -111,6 +112,7 @@ def mia_domias(ctx: EvalContext) -> list[MetricResult]:
     reference = inputs.x_holdout[targets.reference]
     scores = domias_scores(x, inputs.x_synthetic, reference, n_components=n_components, synthetic_bandwidth=bw_syn,
                            reference_bandwidth=bw_ref, rng=rng_for(ctx.options.seed, 51))
+    remember(ctx, "domias", scores, targets.labels)  # reused by the epsilon audit
     return membership_results(
         "domias", scores, targets.labels, seed=ctx.options.seed, n_bootstrap=n_boot, confidence=confidence,
         notes=(

@@ -37,6 +37,7 @@ import numpy as np
 from data_schemas.rules import quote, with_patient_key_sql
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
+from evaluate.privacy.attack_scores import remember
 from evaluate.privacy.dcr import nn_settings
 from evaluate.privacy.distances import nearest_neighbours
 from evaluate.privacy.errors import ShadowModelError
@@ -188,6 +189,7 @@ def mia_shadow(ctx: EvalContext) -> list[MetricResult]:
     reference = draw_targets(inputs, target_settings(ctx, "privacy")[0]).reference
     scores, info = shadow_scores(ctx, inputs, factory, members=targets.members, non_members=targets.non_members,
                                  reference=reference, n_shadow=n_shadow, nn=nn)
+    remember(ctx, "shadow", scores, targets.labels)  # reused by the epsilon audit
     return membership_results(
         "shadow", scores, targets.labels, seed=ctx.options.seed, n_bootstrap=n_boot, confidence=confidence,
         notes=(

@@ -21,6 +21,7 @@ import pandas as pd
 from data_schemas.model import Schema
 from data_schemas.rules import quote, violations_sql
 from synth.errors import DataValidationError, GeneratorError, NotFittedError
+from synth.generators.links import LinkModel, fit_links
 from synth.load import Dataset, frames_to_dataset
 
 Progress = Callable[[str], None]
@@ -132,11 +133,15 @@ class Generator(ABC):
     unsafe: ClassVar[bool] = False
     description: ClassVar[str] = ""
     max_rounds: ClassVar[int] = 4
+    # fill secondary foreign keys, reference tables and free ids after sampling (synth.generators.links);
+    # it learns null rates and reference rows from the training data as they are: never for a DP generator
+    links_keys: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.schema_: Schema | None = None
         self.n_train_patients_: int | None = None
         self.last_sample_report_: SampleReport | None = None
+        self.links_: LinkModel | None = None
         self._report = SampleReport()
 
     def get_params(self) -> dict[str, Any]:
@@ -145,6 +150,15 @@ class Generator(ABC):
 
     @property
     def epsilon(self) -> float | None:
+        return None
+
+    @property
+    def delta(self) -> float | None:
+        """The delta of a differentially private generator's guarantee (None otherwise)."""
+        return None
+
+    def privacy_accounting(self) -> dict[str, Any] | None:
+        """How a DP generator spent its budget (aggregates only), recorded in the release manifest."""
         return None
 
     # -- fit -------------------------------------------------------------------------------------
@@ -156,6 +170,7 @@ class Generator(ABC):
         self.schema_ = train.schema
         self.n_train_patients_ = data.n_patients()
         self._fit(data, progress or (lambda _msg: None))
+        self.links_ = fit_links(train.schema, data.frames) if self.links_keys else None
         return self
 
     @abstractmethod
@@ -196,7 +211,12 @@ class Generator(ABC):
             extra = self._sample(max(missing * 2, 10), np.random.default_rng(top_up_seed), top_up_seed)
             extra = self._enforce(extra, rng, report, progress)
             frames = _concat(schema, frames, extra)
-        frames = _order_rows(schema, _trim(schema, frames, n_patients))
+        frames = _trim(schema, frames, n_patients)
+        if self.links_ is not None:
+            frames = self.links_.apply(
+                schema, frames, rng, drop=lambda f, t, rows: _drop_rows(schema, f, t, rows, report), note=_counter(report)
+            )
+        frames = _order_rows(schema, frames)
         self.last_sample_report_ = report
         dataset, validation = frames_to_dataset(schema, _finalise(schema, frames), source=f"{self.name} sample")
         if not validation.ok:
@@ -259,6 +279,17 @@ class Generator(ABC):
         if not isinstance(obj, Generator):
             raise GeneratorError(f"{path} does not hold a synthmed generator")
         return obj
+
+
+def _counter(report: SampleReport) -> Callable[[str, int], None]:
+    """Count rows dropped because a key had nothing to point at (a violation that was dropped)."""
+
+    def note(name: str, n: int) -> None:
+        counts = report.rules.setdefault(name, RuleCounts())
+        counts.violations += n
+        counts.dropped += n
+
+    return note
 
 
 def _n_patients(schema: Schema, frames: dict[str, pd.DataFrame]) -> int:

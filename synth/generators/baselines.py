@@ -92,6 +92,7 @@ class IndependentGenerator(Generator):
     name: ClassVar[str] = "independent"
     family: ClassVar[str] = "baseline"
     description: ClassVar[str] = "each column's marginal only, children counts from their distribution (no correlations)"
+    links_keys: ClassVar[bool] = True  # secondary keys and reference tables as for hierarchical
 
     def __init__(self) -> None:
         super().__init__()

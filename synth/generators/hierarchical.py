@@ -13,6 +13,10 @@ first date column), any further date of the same row from that row's first date.
 
 When the patient table holds several rows per patient (DE-SynPUF's yearly summaries), a virtual root
 with one row per patient carries the attributes that never vary within a patient in the training data.
+
+Keys other than a table's tree link (OMOP ``condition_occurrence.visit_occurrence_id``, Synthea
+``ENCOUNTER``, keys to reference tables) are filled after sampling by ``synth.generators.links``:
+the same patient's row of the referenced table, matched by date.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ VIRTUAL = "__patient__"
 MAX_CONTEXT = 6
 MAX_CONTEXT_CATEGORIES = 30
 EPOCH = pd.Timestamp("1970-01-01")
+MAX_DAYS = 106_000  # pandas' nanosecond dates end 106,751 days either side of 1970
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Node:
     dates: list[str] = field(default_factory=list)
     context: list[str] = field(default_factory=list)
     context_bins: dict[str, np.ndarray] = field(default_factory=dict)
-    anchored: bool = False  # first date as an offset from the patient's anchor date (else absolute days)
+    anchored: bool | None = None  # first date as an offset from the patient's anchor date (else absolute days); set at fit
     static: list[str] = field(default_factory=list)  # virtual root only
     model: TableModel | None = None
 
@@ -59,8 +64,16 @@ def _days(values: pd.Series) -> pd.Series:
 
 
 def _from_days(values: pd.Series) -> pd.Series:
-    days = pd.to_numeric(values, errors="coerce").round()
-    return EPOCH + pd.to_timedelta(days, unit="D")
+    """Dates from day numbers; NaN (and anything beyond pandas' date range) becomes NaT.
+
+    Done with integer arithmetic: ``pd.to_timedelta(floats, unit="D")`` (pandas 2.3) rounds an
+    uninitialised buffer at NaN positions, which now and then warns "overflow encountered in multiply".
+    """
+    days = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(days) & (np.abs(days) < MAX_DAYS)
+    out = np.full(len(days), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[ok] = np.rint(days[ok]).astype("int64").astype("datetime64[D]").astype("datetime64[ns]")
+    return pd.Series(out, index=values.index)
 
 
 @register
@@ -70,6 +83,7 @@ class HierarchicalGenerator(Generator):
     name: ClassVar[str] = "hierarchical"
     family: ClassVar[str] = "multi-table"
     description: ClassVar[str] = "walks the schema from the patient root: child counts and rows conditioned on the parent, any depth"
+    links_keys: ClassVar[bool] = True
 
     def __init__(self, *, engine: str = "gaussian_copula", engine_params: dict[str, Any] | None = None, max_rows_per_table: int | None = None) -> None:
         super().__init__()
@@ -155,9 +169,13 @@ class HierarchicalGenerator(Generator):
                 ctx, ctx_specs = self._context(schema, node, frames, anchors)
                 encoded = pd.concat([encoded, ctx], axis=1)
                 specs.update(ctx_specs)
-            if self.max_rows_per_table and len(encoded) > self.max_rows_per_table:
-                encoded = encoded.iloc[rng.choice(len(encoded), self.max_rows_per_table, replace=False)]
-            node.model = TableModel(self.engine, self.engine_params, specs).fit(encoded.reset_index(drop=True), seed=0)
+            self._fit_node(node, encoded, specs, frame, rng)
+
+    def _fit_node(self, node: Node, encoded: pd.DataFrame, specs: dict[str, dict[str, Any]], frame: pd.DataFrame, rng: np.random.Generator) -> None:
+        """Fit the engine on a node's training frame (its attributes, child counts and parent context)."""
+        if self.max_rows_per_table and len(encoded) > self.max_rows_per_table:
+            encoded = encoded.iloc[rng.choice(len(encoded), self.max_rows_per_table, replace=False)]
+        node.model = TableModel(self.engine, self.engine_params, specs).fit(encoded.reset_index(drop=True), seed=0)
 
     def _attributes(self, schema: Schema, node: Node) -> list[Column]:
         if node.name == VIRTUAL:
@@ -210,10 +228,8 @@ class HierarchicalGenerator(Generator):
             if col.type == "datetime":
                 days = _days(frame[col.name])
                 if first_date is None:
-                    if patients is not None and self.anchor_ is not None and not node.model:
-                        # keep whichever representation varies less in training: absolute or from the anchor
-                        offsets = days - anchors.reindex(patients).to_numpy()
-                        node.anchored = bool(np.nanstd(offsets.to_numpy()) < np.nanstd(days.to_numpy()))
+                    if node.anchored is None:
+                        node.anchored = self._choose_anchored(node, days, patients, anchors)
                     base = anchors.reindex(patients).fillna(0.0).to_numpy() if node.anchored else 0.0
                     first_date = days
                     out[col.name] = (days - base).to_numpy()
@@ -226,6 +242,17 @@ class HierarchicalGenerator(Generator):
                 if col.type in ("code", "text") and "range_values" in specs[col.name]:
                     specs[col.name].pop("range_values")
         return pd.DataFrame(out, index=frame.index), specs
+
+    def _choose_anchored(self, node: Node, days: pd.Series, patients: np.ndarray | None, anchors: pd.Series) -> bool:
+        """Keep whichever representation of a node's first date varies less in training: absolute or from the anchor."""
+        if patients is None or self.anchor_ is None:
+            return False
+        offsets = (days - anchors.reindex(patients).to_numpy()).to_numpy(dtype="float64")
+        absolute = days.to_numpy(dtype="float64")
+        both = ~np.isnan(offsets) & ~np.isnan(absolute)
+        if both.sum() < 2:
+            return False
+        return bool(np.std(offsets[both]) < np.std(absolute[both]))
 
     def _context(self, schema: Schema, node: Node, frames: dict[str, pd.DataFrame], anchors: pd.Series) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
         """Parent attributes joined onto each child row (the parent's encoded values)."""
@@ -405,7 +432,11 @@ class HierarchicalGenerator(Generator):
                 out[pcol] = keys[name]
             if name in schema.tables:
                 for col in schema.tables[name].columns_of_type("id"):
-                    if col.name not in out:
+                    if col.name in out:
+                        continue
+                    if col.foreign_key is not None:
+                        out[col.name] = np.full(len(out), np.nan)  # secondary keys: filled by synth.generators.links
+                    else:
                         out[col.name] = np.arange(len(out))  # ids no child refers to: fresh, unique
             frames[name] = out
         if self.root_ == VIRTUAL:

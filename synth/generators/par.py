@@ -1,140 +1,198 @@
 """Per-patient event sequences with SDV's PARSynthesizer, inside the hierarchical generator.
 
-The event table (the first child of the patient root with a datetime ``order_by``: claims, encounters)
-is modelled by PAR as one sequence per patient, ordered by that date and conditioned on a few
-categorical patient attributes; PAR draws the sequence length and the dates as increasing steps, so
-each patient's events stay in order. Every other table uses the hierarchical generator's engine.
+One event table (claims, visits, encounters: a child of the patient table ordered by a date) is
+modelled by PAR as one sequence per patient, with the date as PAR's sequence index and a few of the
+patient's attributes (the hierarchical generator's parent context) as PAR context columns. PAR draws
+each sequence's first date from its context model and every later date as a non-negative step from
+the previous one, so a patient's events come out in date order, and the event's child counts
+(``__n_<child>``) as sequence columns. Patients drawn with no events get no sequence. Every other
+table, including the events' children, uses the hierarchical generator's engine; so does the repair of
+an event that breaks a table rule (its date is kept, its other attributes redrawn), since a PAR
+sequence is drawn whole. Secondary keys are filled by ``synth.generators.links`` as for ``hierarchical``.
+
+Reference: Zhang, Patki, Veeramachaneni (2022), "Sequential Models in the Synthetic Data Vault"
+(the PAR model).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from data_schemas.model import Schema
+from data_schemas.model import Column, Schema
 from synth.errors import GeneratorError
 from synth.generators.base import Progress, TrainingData
 from synth.generators.engines import _quiet, _seed_torch
-from synth.generators.hierarchical import EPOCH, HierarchicalGenerator, Node, _days
+from synth.generators.hierarchical import HierarchicalGenerator, Node
 from synth.generators.registry import register
 
-MAX_PAR_CONTEXT = 3
 
-
-def sequence_table(schema: Schema) -> str | None:
-    """The event table PAR models: a child of the patient table ordered by a date."""
+def sequence_candidates(schema: Schema) -> list[str]:
+    """Tables PAR can model: children of a one-row-per-patient table, ordered by a date."""
+    out = []
     for name in schema.topological_order():
         table = schema.tables[name]
         link = schema.parent_of(name)
         if (
             link is not None
             and link[1] == schema.patient.table
+            and link[2] == schema.patient.column
             and table.order_by
             and table.columns[table.order_by].type == "datetime"
         ):
-            return name
-    return None
+            out.append(name)
+    return out
+
+
+def sequence_table(schema: Schema) -> str | None:
+    """The default event table: the candidate most other tables point at (visits over diagnoses), first on ties."""
+    candidates = sequence_candidates(schema)
+    if not candidates:
+        return None
+
+    def referrers(name: str) -> int:
+        return sum(
+            1
+            for t in schema.tables.values()
+            if t.name != name and any(c.foreign_key is not None and c.foreign_key[0] == name for c in t.foreign_keys)
+        )
+
+    return max(candidates, key=lambda name: (referrers(name), -candidates.index(name)))
 
 
 @register
 class PARGenerator(HierarchicalGenerator):
-    """Hierarchical generator whose event table is an SDV PAR sequence model."""
+    """Hierarchical generator whose event table is an SDV PAR sequence model (see the module docstring)."""
 
     name: ClassVar[str] = "par"
     family: ClassVar[str] = "sdv-sequential"
     description: ClassVar[str] = "SDV PAR for each patient's event sequence (dates in order), hierarchical for the rest"
 
-    def __init__(self, *, epochs: int = 20, engine: str = "gaussian_copula", max_rows_per_table: int | None = None) -> None:
-        if not isinstance(epochs, int) or epochs < 1:
+    def __init__(
+        self,
+        *,
+        epochs: int = 20,
+        sequence_table: str | None = None,
+        engine: str = "gaussian_copula",
+        engine_params: dict[str, Any] | None = None,
+        max_rows_per_table: int | None = None,
+    ) -> None:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise GeneratorError(f"The 'epochs' parameter of par must be an int >= 1; got {epochs!r} instead.")
-        super().__init__(engine=engine, max_rows_per_table=max_rows_per_table)
+        if sequence_table is not None and not isinstance(sequence_table, str):
+            raise GeneratorError(f"The 'sequence_table' parameter of par must be a table name or None; got {sequence_table!r} instead.")
+        super().__init__(engine=engine, engine_params=engine_params, max_rows_per_table=max_rows_per_table)
         self.epochs = epochs
+        self.sequence_table = sequence_table
         self.sequence_: str | None = None
         self.par_: Any = None
         self.par_context_: list[str] = []
 
     def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "epochs": self.epochs}
+        return {**super().get_params(), "epochs": self.epochs, "sequence_table": self.sequence_table}
 
+    # -- fit -------------------------------------------------------------------------------------
     def _fit(self, data: TrainingData, progress: Progress) -> None:
         schema = data.schema
-        self.sequence_ = sequence_table(schema)
-        if self.sequence_ is None or schema.patient_table.primary_key != [schema.patient.column]:
+        candidates = sequence_candidates(schema)
+        if schema.patient_table.primary_key != [schema.patient.column] or not candidates:
             raise GeneratorError(
-                f"par needs an event table ordered by a date under a one-row-per-patient table; schema {schema.name} has none"
+                f"par needs a table ordered by a date under a one-row-per-patient table; schema {schema.name} has none"
             )
+        if self.sequence_table is not None and self.sequence_table not in candidates:
+            raise GeneratorError(
+                f"The 'sequence_table' parameter of par must be one of {', '.join(candidates)}; got {self.sequence_table!r} instead."
+            )
+        self.sequence_ = self.sequence_table or sequence_table(schema)
         super()._fit(data, progress)
-        progress(f"fitting SDV PAR on {self.sequence_} sequences")
-        self._fit_par(schema, data.frames)
 
-    def _fit_par(self, schema: Schema, frames: dict[str, pd.DataFrame]) -> None:
+    def _attributes(self, schema: Schema, node: Node) -> list[Column]:
+        cols = super()._attributes(schema, node)
+        if node.name != self.sequence_:
+            return cols
+        order_by = schema.tables[node.name].order_by
+        return sorted(cols, key=lambda c: c.name != order_by)  # the sequence index is the first date
+
+    def _fit_node(self, node: Node, encoded: pd.DataFrame, specs: dict[str, dict[str, Any]], frame: pd.DataFrame, rng: np.random.Generator) -> None:
+        # every node gets the engine; the event table's engine only repairs rows that break a rule
+        super()._fit_node(node, encoded, specs, frame, rng)
+        if node.name != self.sequence_:
+            return
         from sdv.metadata import Metadata
         from sdv.sequential import PARSynthesizer
 
-        node = self.nodes_[self.sequence_]  # type: ignore[index]
-        root = self.nodes_[self.root_]
-        table = schema.tables[node.name]
-        order_by = table.order_by
-        assert order_by is not None and node.model is not None
-        events = frames[node.name]
-        encoded, specs = self._encode(schema, node, frames, self._anchors(schema, frames))
-        encoded[order_by] = pd.to_datetime(events[order_by]).to_numpy()
-        specs[order_by] = {"sdtype": "datetime"}
-        for child in node.children:
-            counts = frames[child].groupby(self.nodes_[child].fk).size()
-            encoded[f"__n_{child}"] = events[node.key].map(counts).fillna(0).to_numpy(dtype="float64")
-            specs[f"__n_{child}"] = {"sdtype": "numerical", "decimal_places": 0}
-        root_frame, root_specs = self._encode(schema, root, frames, self._anchors(schema, frames))
-        self.par_context_ = [
-            c for c in root_frame.columns
-            if root_specs[c]["sdtype"] == "categorical" and root_frame[c].nunique() <= 12
-        ][:MAX_PAR_CONTEXT]
-        context = root_frame[self.par_context_].set_axis(frames[self.root_][schema.patient.column].to_numpy())
-        ctx = context.reindex(events[node.fk].to_numpy()).reset_index(drop=True)
-        encoded = pd.concat([encoded.reset_index(drop=True), ctx], axis=1)
-        encoded["__seq"] = events[node.fk].to_numpy()
-        columns = {c: specs.get(c) or root_specs[c] for c in encoded.columns if c != "__seq"}
+        schema = self.schema_
+        assert schema is not None and node.fk is not None
+        order_by = schema.tables[node.name].order_by
+        assert order_by is not None
+        data = encoded.reset_index(drop=True)
+        data["__seq"] = frame[node.fk].to_numpy()
+        # context: the parent attributes the hierarchical generator picked, where training has no gaps
+        self.par_context_ = [f"__ctx_{c}" for c in node.context if data[f"__ctx_{c}"].notna().all()]
+        data = data.drop(columns=[f"__ctx_{c}" for c in node.context if f"__ctx_{c}" not in self.par_context_])
+        data = data[data[order_by].notna()]
+        if self.max_rows_per_table and len(data) > self.max_rows_per_table:  # whole sequences, never parts
+            sizes = data.groupby("__seq").size()
+            shuffled = sizes.iloc[rng.permutation(len(sizes))]
+            keep = shuffled.index[np.cumsum(shuffled.to_numpy()) <= self.max_rows_per_table]
+            data = data[data["__seq"].isin(set(keep))]
+        columns = {c: dict(specs[c]) for c in data.columns if c != "__seq"}
         columns["__seq"] = {"sdtype": "id"}
         metadata = Metadata.load_from_dict(
             {
-                "tables": {"t": {"columns": columns, "sequence_key": "__seq", "sequence_index": order_by}},
+                "tables": {"events": {"columns": columns, "sequence_key": "__seq", "sequence_index": order_by}},
                 "METADATA_SPEC_VERSION": "V2",
             }
         )
         par = PARSynthesizer(metadata, context_columns=self.par_context_, epochs=self.epochs, cuda=False, verbose=False)
         _seed_torch(0)
-        with _quiet():
-            par.fit({"t": encoded.sort_values(["__seq", order_by], kind="stable")})
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+            par.fit({"events": data.sort_values(["__seq", order_by], kind="stable").reset_index(drop=True)})
         self.par_ = par
-        node.anchored = False
 
+    # -- sample ----------------------------------------------------------------------------------
     def _sample_node(self, node: Node, parent_rows: pd.DataFrame, rng: np.random.Generator, seed: int) -> pd.DataFrame | None:
         if node.name != self.sequence_:
             return None
-        schema = self.schema_
-        assert schema is not None
-        order_by = schema.tables[node.name].order_by
-        context = parent_rows[self.par_context_].copy()
-        context["__seq"] = np.arange(len(parent_rows))
+        counts = pd.to_numeric(parent_rows.get(f"__n_{node.name}", 1), errors="coerce")
+        counts = pd.Series(counts, index=parent_rows.index) if np.isscalar(counts) else counts
+        parents = np.flatnonzero(counts.fillna(0).round().to_numpy() >= 1)  # drawn with no events: no sequence
+        columns = [*node.attributes, *(f"__n_{c}" for c in node.children)]
+        if len(parents) == 0:
+            return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}).assign(__parent=np.array([], dtype=int))
         _seed_torch(seed)  # PAR draws sequences from torch; its context model has its own seeded state
-        context_model = getattr(self.par_, "_context_synthesizer", None)
-        if context_model is not None:
-            context_model.reset_sampling()
-            context_model._set_random_state(int(seed) % (2**32 - 1))
-        with _quiet():
-            rows = self.par_.sample_sequential_columns(context_columns=context)
-        if isinstance(rows, dict):
+        context_model = self.par_._context_synthesizer
+        context_model.reset_sampling()
+        context_model._set_random_state(int(seed) % (2**32 - 1))
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()):  # SDV draws a progress bar per condition
+            if self.par_context_:
+                context = pd.DataFrame(
+                    {c: parent_rows[c.removeprefix("__ctx_")].to_numpy()[parents] for c in self.par_context_}
+                )
+                context["__seq"] = parents
+                rows = self.par_.sample_sequential_columns(context_columns=context)
+            else:
+                rows = self.par_.sample_sequences(len(parents))
+        if isinstance(rows, dict):  # SDV 2 returns {table name: frame}
             rows = next(iter(rows.values()))
         rows = rows.reset_index(drop=True)
-        rows[order_by] = _days(rows[order_by])  # absolute days: this node is not anchored
-        rows["__parent"] = rows.pop("__seq").astype(int).to_numpy()
+        seq = pd.to_numeric(rows.pop("__seq"), errors="coerce").to_numpy()
+        if not self.par_context_:
+            seq = parents[seq.astype(int)]  # sample_sequences numbers its sequences 0..k-1
+        rows["__parent"] = seq.astype(int)
         return rows.drop(columns=self.par_context_, errors="ignore")
 
     def _resample(self, table: str, frames: dict[str, pd.DataFrame], rows: np.ndarray, rng: np.random.Generator) -> pd.DataFrame | None:
-        if table == self.sequence_:
-            return None  # a PAR sequence is drawn whole: rows breaking rules are dropped, and counted
-        return super()._resample(table, frames, rows, rng)
+        fresh = super()._resample(table, frames, rows, rng)
+        if table == self.sequence_ and fresh is not None:
+            # a PAR sequence is drawn whole: a row breaking a rule keeps its date (so the order holds) and
+            # gets its other attributes from the engine; rows still breaking one are dropped, and counted
+            order_by = self.schema_.tables[table].order_by  # type: ignore[union-attr]
+            fresh = fresh.drop(columns=[c for c in self.nodes_[table].dates if c == order_by])
+        return fresh
 
 
-__all__ = ["PARGenerator", "sequence_table", "EPOCH"]
+__all__ = ["PARGenerator", "sequence_candidates", "sequence_table"]

@@ -173,3 +173,43 @@ def test_gaussian_copula_cohort_on_desynpuf_validates(synpuf_dir: Path) -> None:
     assert 1.0 <= per_patient <= 3.0  # one summary row per year, up to three years
     years = cohort.con.execute(f"SELECT DISTINCT BENE_YEAR FROM {cohort.sql_name('beneficiary_summary')}").fetchall()
     assert {y[0] for y in years} <= {2008, 2009, 2010}
+
+
+def test_gaussian_copula_cohort_on_synthea_validates(shared_datasets: Path) -> None:
+    """All 18 Synthea tables: secondary keys (ENCOUNTER, CLAIMID, APPOINTMENTID) point at the same patient's rows,
+    keys to the reference tables (providers, payers, organizations) resolve, and the cohort validates."""
+    from synth.generators import get_generator
+    from synth.load import read_dataset
+    from synth.split import split_patients
+
+    schema = load_schema("synthea")
+    dataset, report = read_dataset(schema, shared_datasets / "synthea" / "sample_22p_2023")
+    assert report.ok, report.render()
+    train, _, _ = split_patients(dataset, seed=0)
+    generator = get_generator("gaussian_copula", max_rows_per_table=3000).fit(train)
+    cohort = generator.sample(10, seed=1)  # validated against the schema by the base class: zero problems
+    rows, train_rows = cohort.row_counts(), train.row_counts()
+    assert rows["patients"] == 10
+    assert all(rows[t] > 0 for t in ("encounters", "conditions", "medications", "procedures", "observations", "claims",
+                                     "claims_transactions")), rows
+    assert all(rows[t] == train_rows[t] for t in ("organizations", "providers", "payers"))  # released as they are
+    con = cohort.con
+    for table, patient, key, target in (
+        ("conditions", "PATIENT", "ENCOUNTER", "encounters"),
+        ("observations", "PATIENT", "ENCOUNTER", "encounters"),
+        ("claims_transactions", "PATIENTID", "CLAIMID", "claims"),
+        ("claims", "PATIENTID", "APPOINTMENTID", "encounters"),
+    ):
+        target_patient = "PATIENTID" if target == "claims" else "PATIENT"
+        other = con.execute(
+            f"SELECT count(*) FROM {cohort.sql_name(table)} x JOIN {cohort.sql_name(target)} y ON x.{key} = y.Id "
+            f"WHERE x.{patient} <> y.{target_patient}"
+        ).fetchall()[0][0]
+        assert other == 0, f"{table}.{key} points at another patient's {target}"
+    # an encounter's condition starts on or after the encounter's day, where the patient had an encounter by then
+    late = con.execute(
+        f"SELECT count(*) FROM {cohort.sql_name('conditions')} c JOIN {cohort.sql_name('encounters')} e ON c.ENCOUNTER = e.Id "
+        f"WHERE CAST(e.START AS DATE) > c.START AND EXISTS (SELECT 1 FROM {cohort.sql_name('encounters')} f "
+        f"WHERE f.PATIENT = c.PATIENT AND CAST(f.START AS DATE) <= c.START)"
+    ).fetchall()[0][0]
+    assert late == 0

@@ -190,17 +190,7 @@ def test_bad_input_raises(kr_frames: dict[str, pa.Table]) -> None:
         claims_to_omop(orphan)
 
 
-# SDV/pandas can warn "overflow encountered in multiply" from hierarchical._from_days on an all-NaN date
-# column, in roughly one run of ten (reported with a fix; not ours to change here). Ignored so that this
-# test fails for the reason it is marked with, not at random.
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="hierarchical generator: secondary foreign keys (condition_occurrence.visit_occurrence_id...) are "
-    "filled with fresh 0..n-1 ids, so they miss visit_occurrence rows (orphan_key); see the report of the "
-    "task that added this test",
-)
 def test_gaussian_copula_release_on_omop() -> None:
     from synth.demo_population import simulate
     from synth.generators import get_generator
@@ -216,3 +206,19 @@ def test_gaussian_copula_release_on_omop() -> None:
     rows = synthetic.row_counts()
     assert rows["person"] == 100
     assert all(rows[name] > 0 for name, n in train_rows.items() if n > 0 and name != "death"), rows
+    # secondary keys: every event's visit is one of the same person's visits, starting on or before the event
+    # where the person has one; no event lacks a visit, as in training; a visit's predecessor is the person's
+    visits = synthetic.to_arrow("visit_occurrence").to_pandas().set_index("visit_occurrence_id")
+    for name, date in (("condition_occurrence", "condition_start_date"), ("drug_exposure", "drug_exposure_start_date"),
+                       ("procedure_occurrence", "procedure_date"), ("measurement", "measurement_date")):
+        events = synthetic.to_arrow(name).to_pandas()
+        assert events["visit_occurrence_id"].notna().all(), name
+        visit = visits.loc[events["visit_occurrence_id"]]
+        assert (visit["person_id"].to_numpy() == events["person_id"].to_numpy()).all(), name
+        first = visits.groupby("person_id")["visit_start_date"].min().reindex(events["person_id"]).to_numpy()
+        before = events[date].to_numpy() >= first  # a visit on or before the event exists
+        assert (visit["visit_start_date"].to_numpy()[before] <= events[date].to_numpy()[before]).all(), name
+    prev = visits.dropna(subset=["preceding_visit_occurrence_id"])
+    earlier = visits.loc[prev["preceding_visit_occurrence_id"]]
+    assert (earlier["person_id"].to_numpy() == prev["person_id"].to_numpy()).all()
+    assert (earlier["visit_start_date"].to_numpy() <= prev["visit_start_date"].to_numpy()).all()

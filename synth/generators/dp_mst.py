@@ -1,0 +1,625 @@
+"""``dp_mst``: differentially private synthesis of a whole claims/EMR schema, with the patient as the unit of privacy.
+
+Neighbouring datasets differ by one *patient* with all of their rows, so what the generator learns
+from the training data is bounded per patient, not per row:
+
+* **contribution bounds**: the patient table gives one row per patient (or, when it holds several
+  rows per patient like DE-SynPUF's yearly summaries, at most as many as its primary key allows, e.g.
+  three years); every other table keeps at most ``max_rows_per_patient`` rows of each patient, drawn
+  at random among the rows whose parent was kept. A table's statistics then move by at most its cap
+  when one patient comes or goes: that cap is the sensitivity of every measurement on it;
+* **domains from the schema, not the data** (``dp_codecs``): declared categories and numeric ranges,
+  fixed public grids for other numbers and for dates, and for codes and undeclared categories the
+  values held by enough distinct patients (each patient counted for at most
+  ``max_values_per_patient`` values) under a thresholded Gaussian histogram, the rest coded "other";
+* **one MST model per table** (``dp_tree``): the table's own columns, the number of rows each child
+  table has per row (``__n_<child>``, capped) and a few *context* columns of the parent or patient row
+  (the columns the table's rules read, then the parent's smallest declared categories), with
+  sensitivity equal to the table's cap;
+* **accounting** (``dp_accounting``): every measurement is an OpenDP measurement whose zCDP cost goes
+  to one accountant; the budget is ``rho`` such that rho-zCDP gives (``epsilon``, ``delta / 2``), plus
+  ``delta / 2`` shared by the value selections. ``domain_share`` of rho pays for the selections, the
+  rest is split across tables in proportion to their number of measurements.
+
+Sampling walks the tree from the patient root: a table's rows are drawn given their parent's (and
+patient's) context, their child counts say how many child rows follow, dates come back from day
+offsets (a child's first date from the patient's anchor date, further dates of a row from its first
+date), and rows that break a rule of the schema or repeat a primary key are redrawn with the same
+context (the base class drops what still breaks after that). Sampling is post-processing: it costs no
+privacy, and is seeded. Fitting is not reproducible on purpose: DP noise that could be replayed from a
+seed would protect nothing.
+
+The numbers of patients and rows (in the manifest and the split record) are not protected, as in
+every DP synthesis library; neither is the schema.
+"""
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from data_schemas.model import Column, Schema
+from synth.errors import GeneratorError
+from synth.generators.base import Generator, Progress, TrainingData, _violations
+from synth.generators.dp_accounting import Accountant, epsilon_for_rho, rho_for_epsilon, select_values
+from synth.generators.dp_codecs import (
+    Codec,
+    count_codec,
+    days,
+    from_days,
+    number_codec,
+    offset_codec,
+    placeholder_for,
+    values_codec,
+    year_codec,
+)
+from synth.generators.dp_tree import AttrSpec, TreeModel, fit_tree
+from synth.generators.registry import register
+
+VIRTUAL = "__patient__"
+ANCHOR = "__anchor__"
+MAX_RULE_CONTEXT = 4
+MAX_CONTEXT = 3
+_REF = re.compile(r"\b(parent|patient)\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass
+class Node:
+    """A table of the generation tree (or the virtual one-row-per-patient root)."""
+
+    name: str
+    parent: str | None
+    fk: str | None  # this table's column holding the parent's key
+    parent_key: str | None  # the parent's key column
+    cap: int  # rows per patient at most (the sensitivity of this table's measurements)
+    key: str | None = None  # own key column that children point at
+    children: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    date_base: dict[str, str | None] = field(default_factory=dict)  # None absolute, ANCHOR, or a column of the row
+    context: list[tuple[str, str]] = field(default_factory=list)  # (source node, attribute)
+    codecs: dict[str, Codec] = field(default_factory=dict)
+    count_low: dict[str, int] = field(default_factory=dict)
+    model: TreeModel | None = None
+
+    def attributes(self) -> list[str]:
+        return [*self.columns, *(f"__n_{c}" for c in self.children), *(f"__ctx_{i}" for i in range(len(self.context)))]
+
+
+@dataclass
+class _Rows:
+    """Training rows of a node after the contribution bounds, and where each row's parent and patient are."""
+
+    frame: pd.DataFrame
+    parent_row: np.ndarray
+    patient_row: np.ndarray
+
+
+def _check(name: str, value: Any, ok: bool, expected: str) -> None:
+    if not ok:
+        raise GeneratorError(f"The {name!r} parameter of dp_mst must be {expected}; got {value!r} instead.")
+
+
+@register
+class DPMSTGenerator(Generator):
+    """MST marginals per table with per-patient (epsilon, delta) differential privacy (see the module docstring)."""
+
+    name: ClassVar[str] = "dp_mst"
+    family: ClassVar[str] = "dp"
+    differentially_private: ClassVar[bool] = True
+    description: ClassVar[str] = (
+        "differentially private per patient: MST marginals per table (OpenDP noise), capped rows per patient"
+    )
+
+    def __init__(
+        self,
+        *,
+        epsilon: float = 1.0,
+        delta: float = 1e-6,
+        max_rows_per_patient: int = 16,
+        max_values_per_patient: int = 4,
+        bins: int = 16,
+        max_categories: int = 64,
+        domain_share: float = 0.1,
+    ) -> None:
+        super().__init__()
+        num = (int, float)
+        _check("epsilon", epsilon, isinstance(epsilon, num) and not isinstance(epsilon, bool) and 0 < epsilon <= 1000 and math.isfinite(epsilon),
+               "a float in (0, 1000]")
+        _check("delta", delta, isinstance(delta, num) and not isinstance(delta, bool) and 0 < delta <= 1e-2, "a float in (0, 0.01]")
+        for pname, value, low, high in (
+            ("max_rows_per_patient", max_rows_per_patient, 1, 10_000),
+            ("max_values_per_patient", max_values_per_patient, 1, 100),
+            ("bins", bins, 2, 256),
+            ("max_categories", max_categories, 1, 10_000),
+        ):
+            _check(pname, value, isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, f"an int in [{low}, {high}]")
+        _check("domain_share", domain_share, isinstance(domain_share, num) and 0 < domain_share < 1, "a float in (0, 1)")
+        self._epsilon = float(epsilon)
+        self._delta = float(delta)
+        self.max_rows_per_patient = max_rows_per_patient
+        self.max_values_per_patient = max_values_per_patient
+        self.bins = bins
+        self.max_categories = max_categories
+        self.domain_share = float(domain_share)
+        self.nodes_: dict[str, Node] = {}
+        self.root_: str = ""
+        self.anchor_: str | None = None
+        self.static_: list[str] = []
+        self.accounting_: dict[str, Any] | None = None
+
+    @property
+    def epsilon(self) -> float:
+        return self._epsilon
+
+    @property
+    def delta(self) -> float:
+        return self._delta
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "epsilon": self._epsilon,
+            "delta": self._delta,
+            "max_rows_per_patient": self.max_rows_per_patient,
+            "max_values_per_patient": self.max_values_per_patient,
+            "bins": self.bins,
+            "max_categories": self.max_categories,
+            "domain_share": self.domain_share,
+        }
+
+    def privacy_accounting(self) -> dict[str, Any] | None:
+        return self.accounting_
+
+    # -- the tree, from the schema only --------------------------------------------------------------
+    def _plan(self, schema: Schema) -> None:
+        ptable, pcol = schema.patient.table, schema.patient.column
+        patient = schema.patient_table
+        nodes: dict[str, Node] = {}
+        if patient.primary_key == [pcol]:
+            self.root_ = ptable
+            self.static_ = []
+        else:
+            self.root_ = VIRTUAL
+            self.static_ = [c.name for c in patient.columns.values() if _modelled(c) and c.privacy == "quasi_identifier"]
+            nodes[VIRTUAL] = Node(VIRTUAL, None, None, None, cap=1, key=pcol, columns=list(self.static_))
+        for name in schema.topological_order():
+            table = schema.tables[name]
+            if table.reference:
+                continue
+            own = [c for c in table.columns if _modelled(table.columns[c]) and not (name == ptable and c in self.static_)]
+            if name == self.root_:
+                nodes[name] = Node(name, None, None, None, cap=1, key=pcol, columns=own)
+                continue
+            if name == ptable:
+                cap = min(self.max_rows_per_patient, _key_bound(schema, name) or self.max_rows_per_patient)
+                nodes[name] = Node(name, VIRTUAL, pcol, pcol, cap=cap, columns=own)
+                continue
+            link = schema.parent_of(name)
+            if link is None or not schema.path_to_patient(name):
+                continue  # not under a patient: released empty
+            fk, parent, parent_key = link[0].name, link[1], link[2]
+            if parent == ptable and self.root_ == VIRTUAL and parent_key == pcol:
+                parent = VIRTUAL
+            if parent not in nodes:
+                continue
+            nodes[name] = Node(name, parent, fk, parent_key, cap=self.max_rows_per_patient, columns=own)
+        for node in nodes.values():
+            if node.parent is not None:
+                nodes[node.parent].children.append(node.name)
+                if node.parent != VIRTUAL and node.parent != self.root_:
+                    nodes[node.parent].key = node.parent_key
+        root_cols = schema.tables[ptable].columns
+        anchors = [c for c in (self.static_ if self.root_ == VIRTUAL else nodes[self.root_].columns)
+                   if root_cols[c].type == "datetime" and not root_cols[c].nullable and root_cols[c].privacy != "quasi_identifier"]
+        self.anchor_ = anchors[0] if anchors else None
+        for node in nodes.values():
+            first: str | None = None
+            for c in node.columns:
+                col = _column(schema, node.name, c)
+                if col.type != "datetime":
+                    continue
+                if first is None:
+                    first = c
+                    is_root = node.parent is None
+                    node.date_base[c] = ANCHOR if (not is_root and self.anchor_ is not None) else None
+                else:
+                    node.date_base[c] = first
+            for child in node.children:
+                node.count_low[child] = 1 if (node.name == VIRTUAL and child == ptable) else 0
+        self.nodes_ = nodes
+        for node in nodes.values():
+            node.context = self._choose_context(schema, node)
+
+    def _choose_context(self, schema: Schema, node: Node) -> list[tuple[str, str]]:
+        """Columns of the parent / patient row a table's rows are drawn given (rules' references first)."""
+        if node.parent is None:
+            return []
+        parent = self.nodes_[node.parent]
+        root = self.nodes_[self.root_]
+        chosen: list[tuple[str, str]] = []
+        table = schema.tables.get(node.name)
+        for rule in table.rules if table is not None else []:
+            for scope, col in _REF.findall(rule.check):
+                if scope == "parent" and col in parent.columns:
+                    ref = (parent.name, col)
+                elif col in root.columns:
+                    ref = (root.name, col)
+                elif scope == "patient" and col in parent.columns and parent.name == schema.patient.table:
+                    ref = (parent.name, col)
+                else:
+                    continue
+                if col == self.anchor_ or ref in chosen or len(chosen) >= MAX_RULE_CONTEXT:
+                    continue
+                chosen.append(ref)
+        fill = sorted(
+            (len(_column(schema, parent.name, c).values or [True, False]), i, c)
+            for i, c in enumerate(parent.columns)
+            if _column(schema, parent.name, c).type in ("categorical", "boolean")
+            and (_column(schema, parent.name, c).values or _column(schema, parent.name, c).type == "boolean")
+        )
+        for _size, _i, c in fill:
+            if len(chosen) >= MAX_CONTEXT:
+                break
+            if (parent.name, c) not in chosen:
+                chosen.append((parent.name, c))
+        return chosen
+
+    # -- fit -----------------------------------------------------------------------------------------
+    def _fit(self, data: TrainingData, progress: Progress) -> None:
+        schema = data.schema
+        self._plan(schema)
+        rng = np.random.default_rng(secrets.randbits(128))  # contribution bounds: never replayable
+        progress("bounding each patient's rows")
+        rows = self._bounded_rows(data, rng)
+        numeric = {name: self._numeric_dates(schema, node, rows) for name, node in self.nodes_.items()}
+        groups = self._selection_groups(schema)
+        n_sel = len(groups)
+        delta_sel = self._delta / 2.0 / n_sel if n_sel else 0.0
+        delta_conv = self._delta - delta_sel * n_sel
+        rho_total = rho_for_epsilon(self._epsilon, delta_conv)
+        accountant = Accountant(rho_budget=rho_total, delta_budget=delta_sel * n_sel)
+        rho_domain = self.domain_share * rho_total if n_sel else 0.0
+        progress(f"privacy budget: epsilon {self._epsilon:g}, delta {self._delta:g} -> rho {rho_total:.4g} (zCDP)")
+        kept: dict[tuple[str, str], list[str]] = {}
+        for (node_name, group), columns in groups.items():
+            progress(f"selecting the values of {node_name}.{group} privately")
+            node = self.nodes_[node_name]
+            kept[(node_name, group)] = self._select(rows[node_name], columns, node.cap, rho_domain / n_sel, delta_sel, accountant,
+                                                    f"values:{node_name}.{group}")
+        for node in self.nodes_.values():
+            node.codecs = self._codecs(schema, node, kept)
+        rho_model = rho_total - rho_domain
+        weights = {name: self._weight(node) for name, node in self.nodes_.items()}
+        total_weight = sum(weights.values())
+        coarse: dict[str, np.ndarray] = {}
+        for name in self._order():
+            node = self.nodes_[name]
+            progress(f"measuring {name} (at most {node.cap} row(s) per patient)")
+            x, specs = self._encode_training(node, rows, numeric[name], coarse)
+            node.model = fit_tree(
+                x, specs, sensitivity=node.cap, rho=rho_model * weights[name] / total_weight, accountant=accountant,
+                label=f"table:{name}", bins=self.bins,
+            )
+            coarse[name] = np.stack([node.model.coarse(j, x[:, j]) for j in range(x.shape[1])], axis=1) if x.shape[1] else x
+        spent_rho, spent_delta = accountant.rho_spent, accountant.delta_spent
+        self.accounting_ = {
+            "unit": "patient",
+            "mechanism": "MST (McKenna et al. 2021) per table, OpenDP discrete Gaussian / Gumbel / thresholded Gaussian",
+            "epsilon": self._epsilon,
+            "delta": self._delta,
+            "rho_budget": rho_total,
+            "rho_spent": spent_rho,
+            "delta_selection": spent_delta,
+            "epsilon_spent": epsilon_for_rho(spent_rho, self._delta - spent_delta) if spent_rho > 0 else 0.0,
+            "rows_per_patient_cap": {name: node.cap for name, node in self.nodes_.items()},
+            "spent_by": accountant.summary(),
+            "kept_values": {f"{t}.{g}": len(v) for (t, g), v in kept.items()},
+        }
+
+    def _order(self) -> list[str]:
+        order, frontier = [], [self.root_]
+        while frontier:
+            current = frontier.pop(0)
+            order.append(current)
+            frontier.extend(self.nodes_[current].children)
+        return order
+
+    def _bounded_rows(self, data: TrainingData, rng: np.random.Generator) -> dict[str, _Rows]:
+        """Each node's training rows after the per-patient caps, with parent and patient row positions."""
+        schema = data.schema
+        ptable, pcol = schema.patient.table, schema.patient.column
+        frames = data.frames
+        out: dict[str, _Rows] = {}
+        for name in self._order():
+            node = self.nodes_[name]
+            if name == VIRTUAL:
+                pf = frames[ptable].sort_values(schema.patient_table.primary_key, kind="stable")
+                first = pf.groupby(pcol, sort=True, as_index=False).first()
+                frame = first[[pcol, *self.static_]].reset_index(drop=True)
+                out[name] = _Rows(frame, np.full(len(frame), -1), np.arange(len(frame)))
+                continue
+            frame = frames[name].reset_index(drop=True)
+            if node.parent is None:
+                out[name] = _Rows(frame, np.full(len(frame), -1), np.arange(len(frame)))
+                continue
+            parent = out[node.parent]
+            pkey = parent.frame[node.parent_key if node.parent != VIRTUAL else pcol]
+            lookup = pd.Series(np.arange(len(pkey)), index=pkey.to_numpy())
+            lookup = lookup[~lookup.index.duplicated()]
+            prow = lookup.reindex(frame[node.fk].to_numpy()).to_numpy()
+            alive = ~np.isnan(prow)
+            frame, prow = frame[alive].reset_index(drop=True), prow[alive].astype(np.int64)
+            patient = parent.patient_row[prow]
+            order = np.lexsort((rng.random(len(frame)), patient))
+            rank = np.empty(len(frame), dtype=np.int64)
+            if len(frame):
+                sorted_p = patient[order]
+                starts = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
+                rank[order] = np.arange(len(frame)) - np.repeat(starts, np.diff(np.r_[starts, len(frame)]))
+            keep = rank < node.cap
+            out[name] = _Rows(frame[keep].reset_index(drop=True), prow[keep], patient[keep])
+        return out
+
+    def _numeric_dates(self, schema: Schema, node: Node, rows: dict[str, _Rows]) -> dict[str, np.ndarray]:
+        """Date columns as days: absolute, from the patient's anchor, or from the row's first date."""
+        out: dict[str, np.ndarray] = {}
+        r = rows[node.name]
+        for c, base in node.date_base.items():
+            d = days(r.frame[c])
+            if base is None:
+                out[c] = d
+            elif base == ANCHOR:
+                root = rows[self.root_]
+                anchor = days(root.frame[self.anchor_])
+                out[c] = d - anchor[r.patient_row]
+            else:
+                out[c] = d - days(r.frame[base])
+        return out
+
+    def _selection_groups(self, schema: Schema) -> dict[tuple[str, str], list[str]]:
+        """Columns whose values are not declared, grouped as the schema groups them (one selection per group)."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for node in self.nodes_.values():
+            for c in node.columns:
+                col = _column(schema, node.name, c)
+                if col.type in ("code", "text") or (col.type == "categorical" and not col.values):
+                    groups.setdefault((node.name, col.group or c), []).append(c)
+        return groups
+
+    def _select(self, rows: _Rows, columns: list[str], cap: int, rho: float, delta: float, accountant: Accountant, label: str) -> list[str]:
+        """Values of ``columns`` held by enough patients (at most ``max_values_per_patient`` counted per patient)."""
+        k = min(self.max_values_per_patient, cap * len(columns))
+        parts = [pd.DataFrame({"p": rows.patient_row, "v": rows.frame[c].to_numpy()}) for c in columns]
+        pairs = pd.concat(parts, ignore_index=True).dropna().drop_duplicates() if parts else pd.DataFrame({"p": [], "v": []})
+        pairs["v"] = pairs["v"].astype(str)
+        rng = np.random.default_rng(secrets.randbits(128))
+        pairs = pairs.assign(r=rng.random(len(pairs))).sort_values(["p", "r"], kind="stable")
+        pairs = pairs[pairs.groupby("p").cumcount() < k]
+        counts = pairs["v"].value_counts()
+        selected = select_values(counts.to_dict(), max_values_per_patient=k, rho=rho, delta=delta, accountant=accountant, label=label)
+        ranked = sorted(selected.items(), key=lambda kv: (-kv[1], kv[0]))[: self.max_categories]
+        return sorted(v for v, _ in ranked)
+
+    def _codecs(self, schema: Schema, node: Node, kept: dict[tuple[str, str], list[str]]) -> dict[str, Codec]:
+        codecs: dict[str, Codec] = {}
+        for c in node.columns:
+            col = _column(schema, node.name, c)
+            if col.type == "datetime":
+                base = node.date_base.get(c)
+                nullable = col.nullable or (base not in (None, ANCHOR) and _column(schema, node.name, base).nullable)
+                codecs[c] = year_codec(c, nullable=nullable) if base is None else offset_codec(c, nullable=nullable)
+            elif col.type == "numerical":
+                codecs[c] = number_codec(col)
+            elif col.type == "boolean":
+                codecs[c] = values_codec(c, [False, True], nullable=col.nullable)
+            elif col.type == "categorical" and col.values:
+                codecs[c] = values_codec(c, list(col.values), nullable=col.nullable)
+            else:
+                values = kept[(node.name, col.group or c)]
+                codecs[c] = values_codec(c, values, nullable=col.nullable, other=True, placeholder=placeholder_for(col))
+        for child in node.children:
+            codecs[f"__n_{child}"] = count_codec(f"__n_{child}", node.count_low[child], self.nodes_[child].cap)
+        return codecs
+
+    def _weight(self, node: Node) -> float:
+        sizes = [codec.size for codec in node.codecs.values()] + [self.bins + 1] * len(node.context)
+        active = sum(1 for s in sizes if s > 1)
+        return float(max(1, 3 * active - 2))
+
+    def _encode_training(
+        self, node: Node, rows: dict[str, _Rows], numeric: dict[str, np.ndarray], coarse: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, list[AttrSpec]]:
+        r = rows[node.name]
+        n = len(r.frame)
+        cols: list[np.ndarray] = []
+        specs: list[AttrSpec] = []
+        for c in node.columns:
+            codec = node.codecs[c]
+            values = numeric[c] if c in numeric else r.frame[c].to_numpy()
+            cols.append(codec.encode(values))
+            specs.append(AttrSpec(c, codec.size, codec.ordered, codec.null_code))
+        for child in node.children:
+            codec = node.codecs[f"__n_{child}"]
+            counts = np.bincount(rows[child].parent_row, minlength=n)[:n] if len(rows[child].parent_row) else np.zeros(n, dtype=np.int64)
+            cols.append(codec.encode(counts))
+            specs.append(AttrSpec(f"__n_{child}", codec.size, True, None))
+        for i, (source, attr) in enumerate(node.context):
+            smodel = self.nodes_[source].model
+            assert smodel is not None
+            j = smodel.index(attr)
+            positions = r.parent_row if source == node.parent else r.patient_row
+            cols.append(coarse[source][positions, j] if n else np.zeros(0, dtype=np.int64))
+            scodec = self.nodes_[source].codecs[attr]
+            null = int(smodel.coarse_of_fine[j][scodec.null_code]) if scodec.null_code is not None else None
+            specs.append(AttrSpec(f"__ctx_{i}", smodel.sizes[j], scodec.ordered, null))
+        x = np.stack(cols, axis=1) if cols else np.zeros((n, 0), dtype=np.int64)
+        return x, specs
+
+    # -- sample --------------------------------------------------------------------------------------
+    def _sample(self, n_patients: int, rng: np.random.Generator, seed: int) -> dict[str, pd.DataFrame]:
+        schema = self.schema_
+        assert schema is not None
+        ptable, pcol = schema.patient.table, schema.patient.column
+        codes: dict[str, np.ndarray] = {}
+        parent_row: dict[str, np.ndarray] = {}
+        patient_row: dict[str, np.ndarray] = {}
+        decoded: dict[str, pd.DataFrame] = {}
+        frames: dict[str, pd.DataFrame] = {}
+        for name in self._order():
+            node = self.nodes_[name]
+            model = node.model
+            assert model is not None
+            if node.parent is None:
+                n = n_patients
+                parent_row[name] = np.full(n, -1)
+                patient_row[name] = np.arange(n)
+            else:
+                pnode = self.nodes_[node.parent]
+                j = pnode.model.index(f"__n_{name}")  # type: ignore[union-attr]
+                counts = self._decode_attr(pnode, j, codes[node.parent][:, j], rng).astype(np.int64)
+                slots = np.repeat(np.arange(len(counts)), np.maximum(counts, 0))
+                parent_row[name] = slots
+                patient_row[name] = patient_row[node.parent][slots]
+                n = slots.size
+            evidence = self._evidence(node, codes, parent_row[name], patient_row[name])
+            c = model.sample(n, rng, evidence)
+            frame = self._decode_rows(node, c, patient_row[name], decoded, rng)
+            frame = self._keys(schema, node, frame, parent_row[name], patient_row[name], frames)
+            if name in schema.tables:
+                for _ in range(self.max_rounds):
+                    if name == ptable and self.root_ == VIRTUAL:
+                        frame = _with_static(frame, decoded[VIRTUAL], patient_row[name], self.static_)
+                    bad = self._bad_rows(schema, name, frame, frames)
+                    if bad.size == 0:
+                        break
+                    self._note_rejected(name, int(bad.size))
+                    sub = {j: v[bad] for j, v in evidence.items()}
+                    c[bad] = model.sample(bad.size, rng, sub)
+                    fresh = self._decode_rows(node, c[bad], patient_row[name][bad], decoded, rng)
+                    for col in fresh.columns:
+                        values = frame[col].to_numpy().copy()
+                        values[bad] = fresh[col].to_numpy()
+                        frame[col] = values
+                if name == ptable and self.root_ == VIRTUAL:
+                    frame = _with_static(frame, decoded[VIRTUAL], patient_row[name], self.static_)
+                frames[name] = frame
+            codes[name] = c
+            decoded[name] = frame
+        for name, table in schema.tables.items():
+            if name not in frames:
+                frames[name] = pd.DataFrame({c: pd.Series(dtype="object") for c in table.columns})
+        if self.root_ == VIRTUAL:
+            frames[ptable][pcol] = patient_row[ptable]
+        return frames
+
+    def _evidence(self, node: Node, codes: dict[str, np.ndarray], parent_row: np.ndarray, patient_row: np.ndarray) -> dict[int, np.ndarray]:
+        model = node.model
+        assert model is not None
+        out: dict[int, np.ndarray] = {}
+        for i, (source, attr) in enumerate(node.context):
+            j = self.nodes_[source].model.index(attr)  # type: ignore[union-attr]
+            rows = parent_row if source == node.parent else patient_row
+            out[model.index(f"__ctx_{i}")] = codes[source][rows, j]
+        return out
+
+    def _decode_attr(self, node: Node, j: int, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        model = node.model
+        assert model is not None
+        name = model.names[j]
+        fine = model.to_fine(j, coarse, rng)
+        return node.codecs[name].decode(fine, rng)
+
+    def _decode_rows(self, node: Node, c: np.ndarray, patient_row: np.ndarray, decoded: dict[str, pd.DataFrame], rng: np.random.Generator) -> pd.DataFrame:
+        """A node's own columns from coarse codes: values, then dates from their day offsets."""
+        model = node.model
+        assert model is not None
+        out: dict[str, Any] = {}
+        raw: dict[str, np.ndarray] = {}
+        for c_name in node.columns:
+            raw[c_name] = self._decode_attr(node, model.index(c_name), c[:, model.index(c_name)], rng)
+        anchor_days: np.ndarray | None = None
+        if self.anchor_ is not None and ANCHOR in node.date_base.values():
+            anchor_days = days(decoded[self.root_][self.anchor_])[patient_row]
+        for c_name in node.columns:
+            base = node.date_base.get(c_name, "__none__")
+            if base == "__none__":
+                out[c_name] = raw[c_name]
+            elif base is None:
+                out[c_name] = from_days(raw[c_name])
+            elif base == ANCHOR:
+                out[c_name] = from_days(raw[c_name] + anchor_days)  # type: ignore[operator]
+            else:
+                out[c_name] = from_days(raw[c_name] + days(pd.Series(out[base])))
+        return pd.DataFrame(out, index=pd.RangeIndex(c.shape[0]))
+
+    def _keys(self, schema: Schema, node: Node, frame: pd.DataFrame, parent_row: np.ndarray, patient_row: np.ndarray,
+              frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Surrogate keys: own key, link to the parent row, patient key, fresh values for other ids."""
+        if node.name not in schema.tables:
+            return frame
+        table = schema.tables[node.name]
+        n = len(frame)
+        pt = schema.patient
+        for col in table.columns_of_type("id"):
+            if col.name == node.fk and node.parent is not None:
+                frame[col.name] = parent_row if node.parent == VIRTUAL else frames[node.parent][node.parent_key].to_numpy()[parent_row]
+            elif col.foreign_key == (pt.table, pt.column) or (node.name == pt.table and col.name == pt.column):
+                frame[col.name] = patient_row
+            elif col.foreign_key is not None and col.nullable:
+                frame[col.name] = pd.Series([pd.NA] * n, dtype="object")
+            else:
+                frame[col.name] = np.arange(n)
+        return frame
+
+    def _bad_rows(self, schema: Schema, name: str, frame: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> np.ndarray:
+        """Rows breaking a rule of the table or repeating a primary key."""
+        table = schema.tables[name]
+        bad: list[np.ndarray] = []
+        if table.primary_key and len(frame):
+            bad.append(np.flatnonzero(frame.duplicated(subset=table.primary_key).to_numpy()))
+        if table.rules and len(frame):
+            trial = {**frames, name: frame}
+            needed = {name, *(p[2] for p in schema.path_to_patient(name))}
+            if all(t in trial for t in needed):
+                bad.extend(_violations(schema, trial, name).values())
+        return np.unique(np.concatenate(bad)) if bad else np.array([], dtype=np.int64)
+
+
+def _with_static(frame: pd.DataFrame, virtual: pd.DataFrame, patient_row: np.ndarray, static: list[str]) -> pd.DataFrame:
+    for c in static:
+        frame[c] = virtual[c].to_numpy()[patient_row]
+    return frame
+
+
+def _modelled(col: Column) -> bool:
+    return col.type != "id" and col.privacy != "direct_identifier"
+
+
+def _column(schema: Schema, node: str, column: str) -> Column:
+    if node == VIRTUAL:
+        return schema.patient_table.columns[column]
+    return schema.tables[node].columns[column]
+
+
+def _key_bound(schema: Schema, table: str) -> int | None:
+    """Rows per patient that the primary key allows when its other columns have finite declared domains."""
+    t = schema.tables[table]
+    others = [c for c in t.primary_key if c != schema.patient_column_of(table)]
+    if not others:
+        return None
+    bound = 1
+    for c in others:
+        col = t.columns[c]
+        if col.type == "boolean":
+            bound *= 2
+        elif col.type == "categorical" and col.values:
+            bound *= len(col.values)
+        elif col.type == "numerical" and col.integer and col.minimum is not None and col.maximum is not None:
+            bound *= int(col.maximum - col.minimum + 1)
+        else:
+            return None
+    return bound

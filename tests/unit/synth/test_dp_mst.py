@@ -1,0 +1,153 @@
+"""The DP generator: accounting, domains from the schema only, per-patient bounds, MST on one table, valid cohorts."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from data_schemas.io import load_schema
+from synth.errors import GeneratorError
+from synth.generators import describe_generators, get_generator
+from synth.generators.dp_accounting import (
+    Accountant,
+    PrivacyBudgetError,
+    epsilon_for_rho,
+    noisy_counts,
+    rho_for_epsilon,
+    select_values,
+)
+from synth.generators.dp_codecs import OTHER, example_of, number_codec, placeholder_for, values_codec, year_codec
+from synth.generators.dp_tree import AttrSpec, fit_tree, project_counts
+from synth.load import frames_to_dataset
+from synth.split import split_patients
+
+KR = load_schema("kr_claims")
+SYNPUF = load_schema("cms_desynpuf")
+
+
+@pytest.fixture(scope="module")
+def kr_trains():
+    """Two disjoint training sets of the demo population (so that anything read from data would differ)."""
+    from synth.demo_population import simulate
+
+    out = []
+    for seed in (5, 6):
+        dataset, report = frames_to_dataset(KR, simulate(300, seed=seed))
+        assert report.ok
+        out.append(split_patients(dataset, seed=1)[0])
+    return out
+
+
+def test_budget_conversion_round_trips() -> None:
+    for eps in (0.5, 1.0, 4.0, 16.0):
+        rho = rho_for_epsilon(eps, 1e-6)
+        assert epsilon_for_rho(rho, 1e-6) == pytest.approx(eps, rel=1e-6)
+        assert epsilon_for_rho(rho * 1.01, 1e-6) > eps
+    assert rho_for_epsilon(1.0, 1e-6) < rho_for_epsilon(1.0, 1e-3)
+
+
+def test_accountant_refuses_to_overspend() -> None:
+    acct = Accountant(rho_budget=0.01)
+    noisy_counts(np.array([5, 6]), sensitivity=2, rho=0.006, accountant=acct, label="a:1")
+    assert acct.rho_spent == pytest.approx(0.006, rel=1e-4)
+    with pytest.raises(PrivacyBudgetError, match="only"):
+        noisy_counts(np.array([5, 6]), sensitivity=2, rho=0.006, accountant=acct, label="a:2")
+
+
+def test_value_selection_keeps_common_values_only() -> None:
+    acct = Accountant(rho_budget=10.0, delta_budget=1e-6)
+    kept = select_values({"common": 5000, "rare": 1, "mid": 3000}, max_values_per_patient=4, rho=1.0, delta=1e-7,
+                         accountant=acct, label="values:x")
+    assert set(kept) == {"common", "mid"}
+    assert 0 < acct.delta_spent <= 1e-7
+
+
+def test_placeholders_match_the_column_vocabulary_or_pattern() -> None:
+    claims = KR.tables["claims"].columns
+    assert placeholder_for(claims["main_dx"]) == "R69"
+    treatment = KR.tables["claim_details"].columns["treatment_code"]
+    assert re.fullmatch(treatment.code_pattern, placeholder_for(treatment))
+    drg = SYNPUF.tables["inpatient_claims"].columns["CLM_DRG_CD"]
+    assert placeholder_for(drg) == "OTH"
+    assert example_of(r"^[A-Z]{1,2}[0-9]{3,4}[A-Z0-9]?$") == "A000"
+    assert example_of(r"^(?!x)a$") is None
+
+
+def test_codecs_round_trip_within_their_cells() -> None:
+    rng = np.random.default_rng(0)
+    cost = number_codec(KR.tables["claims"].columns["total_cost"])  # minimum 0, no maximum: half-octave grid
+    values = np.array([0, 1, 7, 1500, 2_000_000])
+    codes = cost.encode(values)
+    back = cost.decode(codes, rng)
+    assert np.array_equal(cost.encode(back), codes) and back[0] == 0 and back[1] == 1
+    months = number_codec(SYNPUF.tables["beneficiary_summary"].columns["BENE_HI_CVRAGE_TOT_MONS"])
+    assert months.n_regular == 13 and np.array_equal(months.decode(months.encode(np.arange(13)), rng), np.arange(13))
+    years = year_codec("d", nullable=True)
+    assert years.decode(years.encode(np.array([np.nan])), rng)[0] != years.decode(years.encode(np.array([0.0])), rng)[0]
+    cats = values_codec("c", ["a", "b"], nullable=True, other=True, placeholder="Z")
+    assert list(cats.decode(cats.encode(["a", "zz", None]), rng)) == ["a", "Z", None]
+    assert cats.values == ("a", "b", OTHER)
+
+
+def test_tree_learns_pairs_and_samples_given_evidence() -> None:
+    rng = np.random.default_rng(1)
+    n = 4000
+    a = rng.integers(0, 3, n)
+    b = (a + (rng.random(n) < 0.1)) % 3
+    c = rng.integers(0, 200, n)
+    specs = [AttrSpec("a", 3), AttrSpec("b", 3), AttrSpec("c", 200, ordered=True)]
+    acct = Accountant(rho_budget=50.0)
+    model = fit_tree(np.stack([a, b, c], 1), specs, sensitivity=1, rho=50.0, accountant=acct, label="t", bins=8)
+    assert 49.99 < acct.rho_spent <= 50.0
+    assert ("a", "b") in model.edges or ("b", "a") in model.edges
+    assert model.sizes[2] <= 8  # the wide ordered attribute was compressed
+    given = model.sample(2000, np.random.default_rng(2), evidence={0: np.full(2000, 2)})
+    assert (given[:, 0] == 2).all() and np.mean(given[:, 1] == 2) > 0.8
+    assert project_counts(np.array([-5.0, 3.0, 10.0]), 10.0).tolist() == pytest.approx([0.0, 1.5, 8.5])
+
+
+def test_generator_parameters_are_checked() -> None:
+    with pytest.raises(GeneratorError, match="The 'epsilon' parameter of dp_mst must be a float in"):
+        get_generator("dp_mst", epsilon=0)
+    with pytest.raises(GeneratorError, match="'max_rows_per_patient'"):
+        get_generator("dp_mst", max_rows_per_patient=0)
+    row = {r["name"]: r for r in describe_generators()}["dp_mst"]
+    assert row["differentially_private"] and row["family"] == "dp"
+
+
+def test_domains_and_bounds_come_from_the_schema(kr_trains) -> None:
+    fitted = [get_generator("dp_mst", epsilon=2.0).fit(t) for t in kr_trains]
+    a, b = (g.nodes_ for g in fitted)
+    for name in a:
+        for col, codec in a[name].codecs.items():
+            if codec.edges is not None:  # numbers, dates, counts: identical grids whatever the data
+                assert np.array_equal(codec.edges, b[name].codecs[col].edges), (name, col)
+    assert {n: node.cap for n, node in a.items()} == {"patients": 1, "claims": 16, "claim_details": 16, "diagnoses": 16,
+                                                      "prescriptions": 16}
+    acct = fitted[0].privacy_accounting()
+    assert acct is not None and acct["unit"] == "patient"
+    assert acct["epsilon_spent"] <= 2.0 + 1e-9 and acct["delta_selection"] <= 1e-6
+    assert ("patients", "sex") in a["claims"].context  # the sex-specific diagnosis rule reads patient.sex
+
+
+def test_rows_per_patient_are_capped(kr_trains) -> None:
+    from synth.generators.base import training_data
+
+    gen = get_generator("dp_mst", epsilon=1.0, max_rows_per_patient=3)
+    data = training_data(kr_trains[0])
+    gen.schema_ = KR
+    gen._plan(KR)
+    rows = gen._bounded_rows(data, np.random.default_rng(0))
+    for name in ("claims", "claim_details", "diagnoses"):
+        assert np.bincount(rows[name].patient_row).max() <= 3
+    assert len(rows["patients"].frame) == data.n_patients()
+
+
+def test_fitted_generator_samples_a_valid_cohort(kr_trains) -> None:
+    gen = get_generator("dp_mst", epsilon=4.0).fit(kr_trains[0])
+    cohort = gen.sample(60, seed=4)  # validated against the schema by the base class
+    assert cohort.row_counts()["patients"] == 60
+    again = gen.sample(60, seed=4)
+    assert again.row_counts() == cohort.row_counts()  # sampling is seeded post-processing
+    assert gen.get_params()["epsilon"] == 4.0 and gen.epsilon == 4.0 and gen.delta == 1e-6
