@@ -275,15 +275,17 @@ syn = parquet_dataset(con, "synthetic", __import__("pathlib").Path({syn!r}))
 ctx = EvalContext(SCHEMA, con, real, syn, None, EvalOptions(seed=0, max_rows={max_rows}))
 times = {{}}
 values = {{}}
+peaks = {{}}
 t_all = time.perf_counter()
 for spec in select(["fidelity"]):
     t0 = time.perf_counter()
     for r in spec.fn(ctx):
         values[r.name] = r.value
     times[spec.name] = round(time.perf_counter() - t0, 2)
+    peaks[spec.name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 total = time.perf_counter() - t_all
 peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) * 1024
-print(json.dumps({{"total_s": total, "times": times, "values": values, "peak_bytes": peak}}))
+print(json.dumps({{"total_s": total, "times": times, "values": values, "peak_bytes": peak, "peaks_after": peaks}}))
 """
 
 
@@ -308,7 +310,10 @@ def run_suite(n: int, threads: int | None, memory_limit: str, max_rows: int) -> 
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
         if out.returncode != 0:
             raise SystemExit(f"suite child failed:\n{out.stderr}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        try:
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise SystemExit(f"suite child printed no result:\nstdout: {out.stdout[-2000:]}\nstderr: {out.stderr[-2000:]}") from None
         result["generate_s"] = gen
         result["parquet_bytes"] = sum(p.stat().st_size for p in tmpdir.rglob("*.parquet"))
         return result
@@ -366,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             f"({res['parquet_bytes'] / 2**20:.0f} MiB): {res['total_s']:.1f} s, peak RSS {peak / 2**30:.2f} GiB "
             f"(DuckDB memory_limit {args.memory_limit}; data generation {res['generate_s']:.1f} s, not counted)"
         )
-        for name, t in sorted(res["times"].items(), key=lambda kv: -kv[1]):
-            print(f"  {name:40s} {t:7.2f} s")
+        print("  metric (in run order)                    time     peak RSS so far")
+        for name, t in res["times"].items():
+            print(f"  {name:40s} {t:7.2f} s  {res['peaks_after'][name] / 2**30:6.2f} GiB")
         print("  values: " + ", ".join(f"{k}={v:.4f}" for k, v in res["values"].items() if v is not None))
     return 0
 

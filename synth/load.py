@@ -30,6 +30,7 @@ def connect(*, threads: int | None = None) -> duckdb.DuckDBPyConnection:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # never draw on the user's terminal or a pipe
     return con
 
 

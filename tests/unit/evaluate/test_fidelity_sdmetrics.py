@@ -267,6 +267,30 @@ def test_pair_metrics_directly(loaded, data) -> None:
     assert by_name["fidelity.correlation_similarity.pearson"].value == pytest.approx(np.mean(list(corr.values())), abs=1e-12)
 
 
+def test_large_joint_tables_give_the_same_contingency_scores(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs too large for a dense table (counted sparsely in NumPy, or in DuckDB when both are discrete) agree."""
+    from evaluate.fidelity import pairs
+
+    def contingency() -> dict[tuple[str, str], tuple[float, float | None]]:
+        r = {x.name: x for x in column_pair_trends(ctx_of(loaded, **NO_THRESHOLDS))}["fidelity.column_pair_trends"]
+        return {(d["column_1"], d["column_2"]): (d["value"], d["real_association"])
+                for d in r.details if d["metric"] == "contingency_similarity"}
+
+    dense = contingency()
+    monkeypatch.setattr(pairs, "GROUP_CELLS", 1)  # one pass per bundle
+    grouped = contingency()
+    assert grouped.keys() == dense.keys()
+    for key, (value, assoc) in dense.items():
+        assert grouped[key][0] == pytest.approx(value, abs=1e-12)
+        assert (assoc is None and grouped[key][1] is None) or grouped[key][1] == pytest.approx(assoc, abs=1e-12)
+    monkeypatch.setattr(pairs, "DENSE_CELLS", 1)
+    large = contingency()
+    assert dense.keys() == large.keys() and len(dense) >= 3
+    for key, (value, assoc) in dense.items():
+        assert large[key][0] == pytest.approx(value, abs=1e-9), key
+        assert (assoc is None and large[key][1] is None) or large[key][1] == pytest.approx(assoc, abs=1e-9), key
+
+
 def test_spearman_on_a_sample_above_the_row_bound(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
     from evaluate.fidelity import pairs
 
