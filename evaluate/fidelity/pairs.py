@@ -326,36 +326,6 @@ def similarity_from_sparse(real: _Sparse, synthetic: _Sparse) -> tuple[float, fl
     return tvd, math.sqrt(phi2 / (k - 1))
 
 
-def similarity_in_sql(
-    con: duckdb.DuckDBPyConnection, real: str, synthetic: str, a: Column, b: Column
-) -> tuple[float, float | None]:
-    """(TVD, real Cramér's V) of two discrete columns whose joint table is too large for memory, in DuckDB.
-
-    The same definitions as ``similarity_from_tables`` (a missing value is a category of its own), computed
-    by GROUP BY and joins that DuckDB spills to disk, so high-cardinality code pairs on tens of millions
-    of rows stay within its memory limit.
-    """
-    null = "chr(0) || 'null'"
-    ea = f"coalesce(CAST({value_expr(a)} AS VARCHAR), {null})"
-    eb = f"coalesce(CAST({value_expr(b)} AS VARCHAR), {null})"
-    sql = f"""
-        WITH r AS (SELECT {ea} AS a, {eb} AS b, CAST(count(*) AS DOUBLE) AS c FROM {real} GROUP BY ALL),
-             s AS (SELECT {ea} AS a, {eb} AS b, CAST(count(*) AS DOUBLE) AS c FROM {synthetic} GROUP BY ALL),
-             n AS (SELECT (SELECT sum(c) FROM r) AS nr, (SELECT sum(c) FROM s) AS ns),
-             ra AS (SELECT a, sum(c) AS t FROM r GROUP BY a),
-             cb AS (SELECT b, sum(c) AS t FROM r GROUP BY b)
-        SELECT
-          (SELECT 0.5 * sum(abs(coalesce(r.c, 0) / n.nr - coalesce(s.c, 0) / n.ns))
-             FROM r FULL OUTER JOIN s ON r.a = s.a AND r.b = s.b, n),
-          (SELECT sum(r.c * r.c / (ra.t * cb.t)) - 1 FROM r JOIN ra ON r.a = ra.a JOIN cb ON r.b = cb.b),
-          (SELECT count(*) FROM ra), (SELECT count(*) FROM cb)"""
-    tvd, phi2, ka, kb = con.execute(sql).fetchall()[0]
-    k = min(int(ka), int(kb))
-    if k < 2:
-        return float(tvd), None
-    return float(tvd), math.sqrt(max(float(phi2), 0.0) / (k - 1))
-
-
 def contingency_pairs(
     con: duckdb.DuckDBPyConnection,
     real: str,
@@ -375,12 +345,7 @@ def contingency_pairs(
             sizes[col.name] = 3
         else:
             sizes[col.name] = len(dictionaries[col.name]) + 1
-    in_sql = [(a, b) for a, b in pairs if SHAPES[a.type] != "continuous" and SHAPES[b.type] != "continuous"
-              and sizes[a.name] * sizes[b.name] > DENSE_CELLS]
-    out = {(a.name, b.name): similarity_in_sql(con, real, synthetic, a, b) for a, b in in_sql}
-    pairs = [p for p in pairs if p not in in_sql]
-    if not pairs:
-        return out
+    out: dict[tuple[str, str], tuple[float, float | None]] = {}
     by_name = {c.name: c for p in pairs for c in p}
     for group in _memory_groups(plan_bundles(pairs, sizes), sizes):
         columns = [by_name[n] for n in dict.fromkeys(c for cols, _ in group for c in cols)]

@@ -268,7 +268,7 @@ def test_pair_metrics_directly(loaded, data) -> None:
 
 
 def test_large_joint_tables_give_the_same_contingency_scores(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pairs too large for a dense table (counted sparsely in NumPy, or in DuckDB when both are discrete) agree."""
+    """Pairs counted in separate passes, or too large for a dense table (counted sparsely), give the same scores."""
     from evaluate.fidelity import pairs
 
     def contingency() -> dict[tuple[str, str], tuple[float, float | None]]:
