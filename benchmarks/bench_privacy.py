@@ -126,23 +126,11 @@ def ensure_anonymeter() -> Path:
 # -- data -----------------------------------------------------------------------------------------------------
 
 
-def part(frames: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
-    """Patients lo..hi (in simulation order) of a kr_claims population, with all their rows."""
-    import pyarrow.compute as pc
+def part(frames: dict, lo: int, hi: int) -> dict:
+    """Patients lo..hi of a kr_claims population with all their rows (``synth.demo_population.patient_slice``)."""
+    from synth.demo_population import patient_slice
 
-    keys = frames["patients"].column("patient_id").slice(lo, hi - lo).combine_chunks()
-    claims_mask = pc.is_in(frames["claims"].column("patient_id"), value_set=keys)
-    claim_ids = frames["claims"].filter(claims_mask).column("claim_id").combine_chunks()
-    out = {}
-    for name, table in frames.items():
-        if name == "patients":
-            mask = pc.is_in(table.column("patient_id"), value_set=keys)
-        elif name == "claims":
-            mask = claims_mask
-        else:
-            mask = pc.is_in(table.column("claim_id"), value_set=claim_ids)
-        out[name] = table.filter(mask)
-    return out
+    return patient_slice(frames, lo, hi)
 
 
 def population_datasets(n: int, seed: int = 11, population: Any = None) -> dict[str, Any]:

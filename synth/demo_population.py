@@ -1621,3 +1621,23 @@ def _tables(rng: np.random.Generator, people: People, claims: Visits, claim_dx: 
             "daily_dose": rx_dose[rx_order].astype(float), "days_supplied": rx_days[rx_order],
         }),
     }
+
+
+def patient_slice(frames: dict[str, pa.Table], lo: int, hi: int) -> dict[str, pa.Table]:
+    """Patients lo..hi (in simulation order) of a simulated population, with all their rows.
+
+    Disjoint slices are disjoint populations: train, holdout and fresh "synthetic" patients for calibration.
+    """
+    keys = frames["patients"].column("patient_id").slice(lo, hi - lo).combine_chunks()
+    claims_mask = pc.is_in(frames["claims"].column("patient_id"), value_set=keys)
+    claim_ids = frames["claims"].filter(claims_mask).column("claim_id").combine_chunks()
+    out = {}
+    for name, table in frames.items():
+        if name == "patients":
+            mask = pc.is_in(table.column("patient_id"), value_set=keys)
+        elif name == "claims":
+            mask = claims_mask
+        else:
+            mask = pc.is_in(table.column("claim_id"), value_set=claim_ids)
+        out[name] = table.filter(mask)
+    return out
