@@ -240,11 +240,15 @@ class Generator(ABC):
                     frames = _drop_rows(schema, frames, table_name, dup, report)
             if not table.rules or frames[table_name].empty:
                 continue
+            counted: dict[str, set[int]] = {}  # rows already counted as breaking each rule
             for round_ in range(self.max_rounds + 1):
                 bad = _violations(schema, frames, table_name)
-                if round_ == 0:
-                    for rule, idx in bad.items():
-                        report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).violations += len(idx)
+                for rule, idx in bad.items():
+                    # a resampled row may break a rule it did not break before: that is a new violation
+                    seen = counted.setdefault(rule, set())
+                    new = set(idx.tolist()) - seen
+                    seen |= new
+                    report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).violations += len(new)
                 rows = np.unique(np.concatenate(list(bad.values()))) if bad else np.array([], dtype=np.int64)
                 if rows.size == 0:
                     break

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from data_schemas.io import load_schema
@@ -80,6 +81,34 @@ def test_generators_see_no_identifiers(kr_train) -> None:
 
     Spy().fit(kr_train)
     assert set(seen[0].frames["patients"].columns).isdisjoint({"name", "rrn", "phone"})
+
+
+def test_rule_counts_include_violations_made_by_resampling(kr_train) -> None:
+    """A resample that fixes one rule and breaks another counts the new violation (violations >= dropped)."""
+
+    class Mender(IndependentGenerator):
+        def _sample(self, n_patients, rng, seed):
+            frames = super()._sample(n_patients, rng, seed)
+            claims = frames["claims"].copy()
+            claims["care_type"], claims["institution_type"] = "outpatient", "clinic"
+            claims["length_of_stay"], claims["patient_share"], claims["total_cost"] = 0, 10, 100
+            claims.loc[claims.index[0], "patient_share"] = 1000  # breaks patient_share_within_cost only
+            frames["claims"] = claims
+            return frames
+
+        def _resample(self, table, frames, rows, rng):
+            if table != "claims":
+                return None
+            # fixes the cost but makes a non-pharmacy claim at a pharmacy, every round
+            return pd.DataFrame({"patient_share": [10] * len(rows), "institution_type": ["pharmacy"] * len(rows)})
+
+    generator = Mender().fit(kr_train)
+    generator.sample(5, seed=1)
+    rules = generator.last_sample_report_.rules
+    cost, pharmacy = rules["claims.patient_share_within_cost"], rules["claims.pharmacy_at_pharmacy"]
+    assert (cost.violations, cost.resampled, cost.dropped) == (1, 1, 0)
+    assert pharmacy.violations == 1 and pharmacy.dropped == 1
+    assert all(c.violations >= c.dropped for c in rules.values())
 
 
 @pytest.mark.parametrize("name", ["gaussian_copula", "independent", "copy"])
