@@ -183,6 +183,8 @@ def test_review_appends_with_manifest_hash_and_exports_csv(store_copy: Store, us
     at = submit(at, "reject", "Ada Lovelace", "membership attacks succeed; exact copies of patients")
     no_exception(at)
     assert any("Recorded: reject by Ada Lovelace" in s for s in texts(at, "success"))
+    # the summary box at the top shows the review just recorded, on the same run
+    assert any("latest review: rejected" in m for m in texts(at, "markdown")), texts(at, "markdown")
     at = submit(at, "request_changes", "Grace Hopper", "try a DP generator")
     reviews = store_copy.catalog.reviews(app_store.copy)
     assert [(r["decision"], r["reviewer"]) for r in reviews] == [("reject", "Ada Lovelace"), ("request_changes", "Grace Hopper")]

@@ -33,7 +33,7 @@ def render() -> None:
 
     with ui.plain_errors(store):
         ev = data.latest_evaluation(store, release_id, results=ui.cached_results(store))
-    _summary(store, release_id, row, ev)
+    summary = st.container()  # filled after the form, so a review recorded on this run shows in it at once
 
     st.subheader("Verification")
     check = _verified(str(store.root), release_id, str(row["manifest_hash"]), data.files_signature(store, release_id))
@@ -62,6 +62,9 @@ def render() -> None:
             else:
                 st.success(f"Recorded: {data.DECISION_LABELS[decision]} by {ui.plain(reviewer.strip())} "
                            f"({review_id}, manifest hash {str(row['manifest_hash'])[:16]}...).", icon=":material/check:")
+                row = data.releases_frame(store).set_index("release_id").loc[release_id]
+    with summary:
+        _summary(store, release_id, row, ev)
 
     st.subheader("History of this release")
     with ui.plain_errors(store):
