@@ -26,7 +26,7 @@ from data_schemas.model import Column, Schema
 from data_schemas.rules import quote, with_patient_key_sql
 from evaluate.context import EvalContext
 from evaluate.fidelity._common import SHAPES, never_scored_reason, require_rows
-from evaluate.fidelity.features import Encoder, fit_encoder, informative, sample_frame
+from evaluate.fidelity.features import Encoder, blank_empty_numbers, fit_encoder, informative, sample_frame
 from evaluate.registry import metric
 from evaluate.result import Interval, MetricResult, Skipped, skipped_result
 
@@ -98,6 +98,7 @@ def _fit_predict(task: str, x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.nda
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     cats = mask if mask.any() else None
+    x_fit, x_test = blank_empty_numbers(x_fit, x_test, mask)
     if task == "classification":
         classes = np.unique(y_fit)
         if len(classes) == 1:

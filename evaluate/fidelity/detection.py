@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from evaluate.context import EvalContext
 from evaluate.fidelity._common import mean, require_rows, split_columns
-from evaluate.fidelity.features import Encoder, fit_encoder, informative, sample_frame
+from evaluate.fidelity.features import Encoder, blank_empty_numbers, fit_encoder, informative, sample_frame
 from evaluate.registry import metric
 from evaluate.result import Interval, MetricResult, Skipped
 
@@ -71,7 +71,8 @@ def _gbt(seed: int) -> Callable[[Encoder, dict[str, np.ndarray], dict[str, np.nd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     def build(enc: Encoder, fit_frame: dict[str, np.ndarray], frame: dict[str, np.ndarray]) -> tuple[Any, np.ndarray, np.ndarray]:
-        x, mask = enc.ordinal(frame)
+        x_fit, mask = enc.ordinal(fit_frame)
+        _, x = blank_empty_numbers(x_fit, enc.ordinal(frame)[0], mask)
         model = HistGradientBoostingClassifier(
             max_iter=100, random_state=seed, categorical_features=mask if mask.any() else None, early_stopping=False
         )

@@ -173,3 +173,18 @@ def informative(columns: Sequence[Column], frames: Sequence[dict[str, np.ndarray
         if len({str(v) for v in present[:100_000]}) > 1:
             keep.append(col)
     return keep
+
+
+def blank_empty_numbers(x_fit: np.ndarray, x_other: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of both matrices with numeric columns that are missing in every fitting row set to 0.
+
+    Such a column carries nothing to learn, and scikit-learn's histogram binning fails on it
+    ("window shape cannot be larger than input array shape"), e.g. a death date absent from a fold.
+    """
+    empty = np.flatnonzero(~categorical & np.isnan(x_fit).all(axis=0)) if x_fit.size else np.array([], dtype=np.int64)
+    if empty.size == 0:
+        return x_fit, x_other
+    x_fit, x_other = x_fit.copy(), x_other.copy()
+    x_fit[:, empty] = 0.0
+    x_other[:, empty] = 0.0
+    return x_fit, x_other

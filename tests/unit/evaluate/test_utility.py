@@ -90,3 +90,18 @@ def test_scores_match_scikit_learn() -> None:
         t, q = rng.normal(size=40), rng.normal(size=40)
         assert r2_capped(t, t * 0.9 + q * 0.1) == pytest.approx(r2_score(t, t * 0.9 + q * 0.1), abs=1e-12)
     assert r2_capped(np.ones(5), np.zeros(5)) == 0.0
+
+
+def test_a_number_missing_from_all_synthetic_rows_is_no_crash(kr) -> None:
+    """A release without any death date: TSTR still fits (scikit-learn's binning failed on the empty column)."""
+    con, ds = kr
+    frames = simulate(250, seed=8)
+    patients = frames["patients"]
+    i = patients.schema.get_field_index("death_date")
+    frames["patients"] = patients.set_column(i, "death_date", pa.nulls(patients.num_rows, patients.schema.field(i).type))
+    dataset, report = frames_to_dataset(SCHEMA, frames, con=con, namespace="no_deaths")
+    assert report.ok, report.problems
+    assert con.execute(f"SELECT count(death_date) FROM {ds['train'].sql_name('patients')}").fetchall()[0][0] > 0
+    results = {r.name: r for r in tstr(ctx((con, {**ds, "no_deaths": dataset}), "patients.insurance_type", synthetic="no_deaths"))}
+    assert results["utility.tstr"].value is not None
+    assert "patients.death_date" not in {f"patients.{s.column}" for s in results["utility.tstr"].skipped}
