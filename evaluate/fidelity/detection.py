@@ -72,7 +72,7 @@ def _gbt(seed: int) -> Callable[[Encoder, dict[str, np.ndarray], dict[str, np.nd
 
     def build(enc: Encoder, fit_frame: dict[str, np.ndarray], frame: dict[str, np.ndarray]) -> tuple[Any, np.ndarray, np.ndarray]:
         x_fit, mask = enc.ordinal(fit_frame)
-        _, x = blank_empty_numbers(x_fit, enc.ordinal(frame)[0], mask)
+        _, x = blank_empty_numbers(x_fit, x_fit if frame is fit_frame else enc.ordinal(frame)[0], mask)
         model = HistGradientBoostingClassifier(
             max_iter=100, random_state=seed, categorical_features=mask if mask.any() else None, early_stopping=False
         )
