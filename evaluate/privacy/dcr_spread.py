@@ -28,6 +28,7 @@ from evaluate.privacy.errors import InvalidParameterError
 from evaluate.privacy.stats import probit
 from evaluate.result import Interval
 
+
 @dataclass(frozen=True)
 class ReferenceSpread:
     """Standard deviation of the share due to the reference samples, and what it was estimated on."""
