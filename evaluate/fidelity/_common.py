@@ -19,7 +19,7 @@ from data_schemas.model import Column, Schema, Table
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
-from evaluate.result import Skipped
+from evaluate.result import MetricResult, Skipped
 
 Shape = Literal["continuous", "discrete"]
 Kind = Literal["number", "integer", "date", "timestamp", "category", "boolean"]
@@ -363,6 +363,26 @@ def mean(values: Iterable[float]) -> float | None:
         return None
     out = math.fsum(vals) / len(vals)
     return out
+
+
+def mean_result(
+    name: str,
+    goal: Literal["maximize", "minimize"],
+    rows: Sequence[dict[str, Any]],
+    skipped: Iterable[Skipped] = (),
+    notes: Iterable[str] = (),
+) -> MetricResult:
+    """A fidelity result whose value is the mean of its detail rows' ``value`` (None without rows)."""
+    return MetricResult(
+        name=name,
+        family="fidelity",
+        value=mean(r["value"] for r in rows),
+        goal=goal,
+        n=len(rows),
+        details=tuple(rows),
+        skipped=tuple(skipped),
+        notes=tuple(notes),
+    )
 
 
 def clip01(x: float) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 from data_schemas.model import Column
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
-from evaluate.fidelity._common import clip01, continuous_detail, continuous_profile, mean, require_rows, row_count, scalar
+from evaluate.fidelity._common import clip01, continuous_detail, continuous_profile, mean_result, require_rows, row_count, scalar
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
 
@@ -82,18 +82,7 @@ def children_per_parent(ctx: EvalContext) -> list[MetricResult]:
         rows.append(row)
     if not fks:
         skipped.append(Skipped("the schema declares no foreign key between patient-row tables"))
-    return [
-        MetricResult(
-            name="fidelity.children_per_parent",
-            family="fidelity",
-            value=mean(r["value"] for r in rows),
-            goal="maximize",
-            n=len(rows),
-            details=tuple(rows),
-            skipped=tuple(skipped),
-            notes=tuple(notes),
-        )
-    ]
+    return [mean_result("fidelity.children_per_parent", "maximize", rows, skipped, notes)]
 
 
 @metric(
@@ -141,14 +130,4 @@ def referential_integrity(ctx: EvalContext) -> list[MetricResult]:
         )
     if not fks:
         skipped.append(Skipped("the schema declares no foreign key"))
-    return [
-        MetricResult(
-            name="fidelity.referential_integrity",
-            family="fidelity",
-            value=mean(r["value"] for r in rows),
-            goal="maximize",
-            n=len(rows),
-            details=tuple(rows),
-            skipped=tuple(skipped),
-        )
-    ]
+    return [mean_result("fidelity.referential_integrity", "maximize", rows, skipped)]

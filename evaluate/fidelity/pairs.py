@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from data_schemas.model import Column
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
-from evaluate.fidelity._common import SHAPES, mean, numeric_expr, require_rows, scalar, split_columns, value_expr
+from evaluate.fidelity._common import SHAPES, mean, mean_result, numeric_expr, require_rows, scalar, split_columns, value_expr
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
 
@@ -669,17 +669,8 @@ def spearman_similarity(ctx: EvalContext) -> list[MetricResult]:
         rows.extend(t_rows)
         skipped.extend(t_skipped)
     return [
-        MetricResult(
-            name=SPEARMAN,
-            family="fidelity",
-            value=mean(r["value"] for r in rows),
-            goal="maximize",
-            n=len(rows),
-            details=tuple(rows),
-            skipped=tuple(skipped),
-            notes=(
-                "1 - |rho_real - rho_syn| / 2 for every pair of continuous columns (Spearman's rank correlation)",
-                f"a side of more than {SPEARMAN_MAX_ROWS:,} rows is ranked on a seeded sample of {SPEARMAN_MAX_ROWS:,} rows",
-            ),
-        )
+        mean_result(SPEARMAN, "maximize", rows, skipped, (
+            "1 - |rho_real - rho_syn| / 2 for every pair of continuous columns (Spearman's rank correlation)",
+            f"a side of more than {SPEARMAN_MAX_ROWS:,} rows is ranked on a seeded sample of {SPEARMAN_MAX_ROWS:,} rows",
+        ))
     ]

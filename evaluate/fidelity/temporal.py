@@ -16,7 +16,7 @@ from typing import Any
 from data_schemas.model import Column, Schema
 from data_schemas.rules import quote, with_patient_key_sql
 from evaluate.context import EvalContext
-from evaluate.fidelity._common import Kind, clip01, continuous_detail, continuous_profile, mean, require_rows, scalar
+from evaluate.fidelity._common import Kind, clip01, continuous_detail, continuous_profile, mean_result, require_rows, scalar
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
 
@@ -86,16 +86,7 @@ def _compare(
         )
     if not found:
         skipped.append(Skipped("no event table: no table below the patient table has a datetime order_by"))
-    return MetricResult(
-        name=name,
-        family="fidelity",
-        value=mean(r["value"] for r in rows),
-        goal="maximize",
-        n=len(rows),
-        details=tuple(rows),
-        skipped=tuple(skipped),
-        notes=tuple(notes) + tuple(more_notes),
-    )
+    return mean_result(name, "maximize", rows, skipped, (*notes, *more_notes))
 
 
 def _with_key(schema: Schema, relations: dict[str, str], table: str) -> str:

@@ -12,7 +12,7 @@ import duckdb
 
 from data_schemas.rules import violations_sql
 from evaluate.context import EvalContext
-from evaluate.fidelity._common import mean, require_rows, row_count, scalar
+from evaluate.fidelity._common import mean_result, require_rows, row_count, scalar
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
 
@@ -56,15 +56,5 @@ def rule_violations(ctx: EvalContext) -> list[MetricResult]:
             )
     if n_rules == 0:
         skipped.append(Skipped("the schema declares no table rules"))
-    return [
-        MetricResult(
-            name="fidelity.rule_violations",
-            family="fidelity",
-            value=mean(r["value"] for r in rows),
-            goal="minimize",
-            n=len(rows),
-            details=tuple(rows),
-            skipped=tuple(skipped),
-            notes=("a rule whose check is NULL for a row counts as satisfied",),
-        )
-    ]
+    return [mean_result("fidelity.rule_violations", "minimize", rows, skipped,
+                        ("a rule whose check is NULL for a row counts as satisfied",))]

@@ -25,7 +25,7 @@ import numpy as np
 
 from evaluate.context import EvalContext
 from evaluate.privacy.dcr_spread import ReferenceSpread, reference_spread, widen
-from evaluate.privacy.distances import Method, Neighbours, nearest_neighbours
+from evaluate.privacy.distances import Neighbours, nearest_neighbours
 from evaluate.privacy.inputs import privacy_inputs, rng_for
 from evaluate.privacy.params import check_choice, check_float, check_int, get_param
 from evaluate.privacy.stats import QUANTILES, wilson_interval
