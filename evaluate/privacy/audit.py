@@ -36,7 +36,7 @@ from scipy.stats import beta
 from evaluate.context import EvalContext
 from evaluate.privacy.attack_scores import AttackScores, remembered
 from evaluate.privacy.inputs import rng_for
-from evaluate.privacy.params import check_float, get_param
+from evaluate.privacy.params import check_float, confidence_param, get_param
 from evaluate.registry import METRICS, metric
 from evaluate.result import Interval, MetricResult, Skipped, skipped_result
 
@@ -159,8 +159,7 @@ def _scores(ctx: EvalContext, attack: str) -> AttackScores | None:
 @metric(NAME, family="privacy", description="empirical lower bound on epsilon from the membership attacks' TPR and FPR",
         produces=(RESULT,), needs_holdout=True)
 def privacy_audit(ctx: EvalContext) -> list[MetricResult]:
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     delta = check_float(get_param(ctx, NAME, "delta", 0.0), "delta", NAME, low=0.0, high=0.1)
     available: list[AttackScores] = []
     skipped: list[Skipped] = []

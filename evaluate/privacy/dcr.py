@@ -27,7 +27,7 @@ from evaluate.context import EvalContext
 from evaluate.privacy.dcr_spread import ReferenceSpread, reference_spread, widen
 from evaluate.privacy.distances import Neighbours, nearest_neighbours
 from evaluate.privacy.inputs import privacy_inputs, rng_for
-from evaluate.privacy.params import check_choice, check_float, check_int, get_param
+from evaluate.privacy.params import check_choice, check_int, confidence_param, get_param
 from evaluate.privacy.stats import QUANTILES, wilson_interval
 from evaluate.registry import metric
 from evaluate.result import Interval, MetricResult, skipped_result
@@ -85,8 +85,7 @@ def _median_ci(values: np.ndarray, rng: np.random.Generator, n_boot: int, confid
 @metric(NAME, family="privacy", description="DCR and NNDR of synthetic records to train vs holdout",
         produces=(SHARE, NNDR), needs_holdout=True)
 def dcr(ctx: EvalContext) -> list[MetricResult]:
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     n_boot = check_int(get_param(ctx, NAME, "n_bootstrap", 200), "n_bootstrap", NAME, low=10, high=100_000)
     settings = nn_settings(ctx, NAME)
     inputs = privacy_inputs(ctx)

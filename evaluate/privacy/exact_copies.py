@@ -16,7 +16,7 @@ import numpy as np
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.inputs import rng_for
-from evaluate.privacy.params import check_float, get_param
+from evaluate.privacy.params import confidence_param
 from evaluate.privacy.records import record_hashes
 from evaluate.privacy.stats import wilson_interval
 from evaluate.registry import metric
@@ -54,8 +54,7 @@ def copy_shares(
 @metric(NAME, family="privacy", description="share of synthetic patients whose full record copies a training patient",
         produces=(NAME,))
 def exact_copies(ctx: EvalContext) -> list[MetricResult]:
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     _, syn = record_hashes(ctx.synthetic)
     _, train = record_hashes(ctx.train)
     hold = record_hashes(ctx.holdout)[1] if ctx.holdout is not None else None

@@ -29,7 +29,7 @@ from evaluate.errors import EmptyInputError
 from evaluate.privacy.attack_data import MixedFrame, attack_features, attack_frames, empty_columns, range_scaled, risk_result
 from evaluate.privacy.distances import gower_neighbours
 from evaluate.privacy.inputs import privacy_inputs, rng_for
-from evaluate.privacy.params import check_columns, check_float, check_int, get_param
+from evaluate.privacy.params import check_columns, check_float, check_int, confidence_param, get_param
 from evaluate.privacy.stats import PrivacyRisk, privacy_risk
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped, skipped_result
@@ -101,8 +101,7 @@ def inference_risks(
 def attribute_inference(ctx: EvalContext) -> list[MetricResult]:
     n_attacks = check_int(get_param(ctx, NAME, "n_attacks", 500), "n_attacks", NAME, low=1, high=1_000_000)
     tolerance = check_float(get_param(ctx, NAME, "tolerance", 0.05), "tolerance", NAME, low=0.0, high=1e6)
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     inputs = privacy_inputs(ctx)
     feats = attack_features(inputs)
     available = [f.name for f in feats]

@@ -28,7 +28,7 @@ from evaluate.privacy.attack_data import MixedFrame, attack_features, attack_fra
 from evaluate.privacy.distances import gower_neighbours
 from evaluate.privacy.errors import InvalidParameterError
 from evaluate.privacy.inputs import PrivacyInputs, privacy_inputs, rng_for
-from evaluate.privacy.params import check_columns, check_float, check_int, get_param
+from evaluate.privacy.params import check_columns, check_int, confidence_param, get_param
 from evaluate.privacy.stats import PrivacyRisk, privacy_risk
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped, skipped_result
@@ -98,8 +98,7 @@ def linkability_risk(
 def linkability(ctx: EvalContext) -> list[MetricResult]:
     n_attacks = check_int(get_param(ctx, NAME, "n_attacks", 500), "n_attacks", NAME, low=1, high=1_000_000)
     n_neighbors = check_int(get_param(ctx, NAME, "n_neighbors", 1), "n_neighbors", NAME, low=1, high=10_000)
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     inputs = privacy_inputs(ctx)
     available = [f.name for f in attack_features(inputs)]
     empty = set(empty_columns(inputs, available))

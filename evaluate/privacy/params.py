@@ -49,6 +49,12 @@ def check_float(value: Any, name: str, owner: str, *, low: float, high: float, o
     return out
 
 
+def confidence_param(ctx: EvalContext, metric: str) -> float:
+    """The ``confidence`` parameter of a metric's intervals: a float in (0, 1), 0.95 by default."""
+    return check_float(get_param(ctx, metric, "confidence", 0.95), "confidence", metric, low=0.0, high=1.0,
+                       open_low=True, open_high=True)
+
+
 def check_choice(value: Any, name: str, owner: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise InvalidParameterError(_message(name, owner, f"one of {', '.join(map(repr, choices))}", value))

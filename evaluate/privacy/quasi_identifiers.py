@@ -23,7 +23,7 @@ from typing import Any
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
-from evaluate.privacy.params import check_float, check_int, get_param
+from evaluate.privacy.params import check_int, confidence_param, get_param
 from evaluate.privacy.records import patient_order
 from evaluate.privacy.stats import wilson_interval
 from evaluate.registry import metric
@@ -93,8 +93,7 @@ def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns
         produces=(SMALL, UNIQUE))
 def k_anonymity(ctx: EvalContext) -> list[MetricResult]:
     k = check_int(get_param(ctx, NAME, "k", 5), "k", NAME, low=2, high=1_000_000)
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     schema = ctx.schema
     columns = [c.name for _, c in schema.quasi_identifiers(schema.patient.table)]
     if not columns:

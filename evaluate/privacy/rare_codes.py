@@ -22,7 +22,7 @@ from data_schemas.rules import quote, with_patient_key_sql
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.inputs import rng_for, sample_keys
-from evaluate.privacy.params import check_float, check_int, get_param
+from evaluate.privacy.params import check_int, confidence_param, get_param
 from evaluate.privacy.records import event_tables, patient_keys, registered_keys
 from evaluate.privacy.stats import wilson_interval
 from evaluate.registry import metric
@@ -91,8 +91,7 @@ def leakage_counts(train: Dataset, others: dict[str, tuple[Dataset, str | None]]
         produces=(NAME,))
 def rare_code_leakage(ctx: EvalContext) -> list[MetricResult]:
     k = check_int(get_param(ctx, NAME, "k", 5), "k", NAME, low=2, high=1_000_000)
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     units = code_units(ctx.schema)
     if not units:
         return [skipped_result(NAME, "privacy", "minimize", "the schema has no code column and no sensitive categorical column")]

@@ -34,7 +34,7 @@ from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.attack_data import MixedFrame, attack_features, attack_frames, empty_columns, risk_result
 from evaluate.privacy.inputs import privacy_inputs, rng_for
-from evaluate.privacy.params import check_choice, check_columns, check_float, check_int, get_param
+from evaluate.privacy.params import check_choice, check_columns, check_int, confidence_param, get_param
 from evaluate.privacy.stats import PrivacyRisk, privacy_risk
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped, skipped_result
@@ -346,8 +346,7 @@ def singling_out(ctx: EvalContext) -> list[MetricResult]:
     n_cols = check_int(get_param(ctx, NAME, "n_cols", 3), "n_cols", NAME, low=1, high=100)
     mode = check_choice(get_param(ctx, NAME, "mode", "multivariate"), "mode", NAME, ("multivariate", "univariate"))
     max_attempts = check_int(get_param(ctx, NAME, "max_attempts", 100_000), "max_attempts", NAME, low=1)
-    confidence = check_float(get_param(ctx, NAME, "confidence", 0.95), "confidence", NAME, low=0.0, high=1.0,
-                             open_low=True, open_high=True)
+    confidence = confidence_param(ctx, NAME)
     inputs = privacy_inputs(ctx)
     available = [f.name for f in attack_features(inputs)]
     columns = get_param(ctx, NAME, "columns", None)
