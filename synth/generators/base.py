@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -294,6 +294,16 @@ def _counter(report: SampleReport) -> Callable[[str, int], None]:
         counts.dropped += n
 
     return note
+
+
+def breadth_first(root: str, children: Callable[[str], Iterable[str]]) -> list[str]:
+    """Node names from ``root`` level by level (parents before children), as generators walk their trees."""
+    order, frontier = [], [root]
+    while frontier:
+        current = frontier.pop(0)
+        order.append(current)
+        frontier.extend(children(current))
+    return order
 
 
 def _n_patients(schema: Schema, frames: dict[str, pd.DataFrame]) -> int:

@@ -45,7 +45,7 @@ import pandas as pd
 
 from data_schemas.model import Column, Schema
 from synth.errors import GeneratorError
-from synth.generators.base import Generator, Progress, TrainingData, _violations
+from synth.generators.base import Generator, Progress, TrainingData, _violations, breadth_first
 from synth.generators.dp_accounting import Accountant, epsilon_for_rho, rho_for_epsilon, select_values
 from synth.generators.dp_codecs import (
     Codec,
@@ -321,12 +321,7 @@ class DPMSTGenerator(Generator):
         }
 
     def _order(self) -> list[str]:
-        order, frontier = [], [self.root_]
-        while frontier:
-            current = frontier.pop(0)
-            order.append(current)
-            frontier.extend(self.nodes_[current].children)
-        return order
+        return breadth_first(self.root_, lambda name: self.nodes_[name].children)
 
     def _bounded_rows(self, data: TrainingData, rng: np.random.Generator) -> dict[str, _Rows]:
         """Each node's training rows after the per-patient caps, with parent and patient row positions."""

@@ -29,7 +29,7 @@ import pandas as pd
 from data_schemas.model import Column, Schema
 from data_schemas.sdv_metadata import column_sdtype
 from synth.errors import GeneratorError
-from synth.generators.base import Generator, Progress, TrainingData, local_rule_mask
+from synth.generators.base import Generator, Progress, TrainingData, breadth_first, local_rule_mask
 from synth.generators.engines import TableModel, check_engine_params
 from synth.generators.registry import register
 
@@ -354,12 +354,7 @@ class HierarchicalGenerator(Generator):
         return out
 
     def _order(self) -> list[str]:
-        order, frontier = [], [self.root_]
-        while frontier:
-            current = frontier.pop(0)
-            order.append(current)
-            frontier.extend(self.nodes_[current].children)
-        return order
+        return breadth_first(self.root_, lambda name: self.nodes_[name].children)
 
     def _match_keys(self, node: Node, values: pd.DataFrame) -> np.ndarray:
         """A hashable context key per row: categories as they are, numbers by quartile bin."""
