@@ -1,14 +1,16 @@
 """Membership-inference targets and results, shared by the distance, DOMIAS and shadow-model attacks.
 
-Targets are balanced: ``n`` members drawn from the training sample and ``n`` non-members from the
-holdout sample. The rest of the holdout sample is the attacker's *reference* data from the
-population (DOMIAS, shadow models), disjoint from every target. Every attack scores the same
-targets (higher score = "member"), so their ROC curves can be compared.
+Targets are balanced: ``n`` members drawn at random from the training patients and ``n`` non-members
+from the holdout patients (``n_targets``, at most ``max_rows`` and half the holdout). The rest of the
+holdout is the attacker's *reference* data from the population (DOMIAS, shadow models), disjoint
+from every target. Every attack scores the same targets (higher score = "member") against *all*
+synthetic records, so their ROC curves can be compared and no copy is missed by sampling.
 
 Each attack reports ``privacy.mia.<attack>.auc``, ``.tpr_at_fpr_1pct``, ``.tpr_at_fpr_0.1pct`` and
 ``.advantage`` with seeded, stratified bootstrap CIs; the AUC result carries the ROC curve (at most 200
 points, details of kind ``roc``). A TPR at an FPR is reported only when there are at least 1/FPR
-non-member targets (otherwise the result is skipped and says so).
+non-member targets (otherwise the result is skipped and says so), and with a CI only when there are
+at least 10/FPR (``stats.min_non_members_for_ci``; otherwise the value comes without a CI and says so).
 """
 from __future__ import annotations
 
@@ -21,7 +23,13 @@ from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.inputs import PrivacyInputs, rng_for
 from evaluate.privacy.params import check_float, check_int, get_param
-from evaluate.privacy.stats import MembershipSummary, min_non_members_for, summarise_membership
+from evaluate.privacy.stats import (
+    MIN_FALSE_POSITIVES_FOR_CI,
+    MembershipSummary,
+    min_non_members_for,
+    min_non_members_for_ci,
+    summarise_membership,
+)
 from evaluate.result import MetricResult, Skipped, skipped_result
 
 FPRS = {0.01: "tpr_at_fpr_1pct", 0.001: "tpr_at_fpr_0.1pct"}
@@ -48,11 +56,11 @@ class Targets:
 
 
 def draw_targets(inputs: PrivacyInputs, n_targets: int) -> Targets:
-    """Balanced targets: the first ``n`` of the (random-order) samples; the holdout's rest is the reference."""
+    """Balanced targets: the first ``n`` of the (random-order) records, at most ``max_rows``; the holdout's rest is the reference."""
     if inputs.holdout is None:
         raise EmptyInputError("membership inference needs a real holdout set")
     n_hold = len(inputs.holdout)
-    n = min(n_targets, len(inputs.train), n_hold // 2)
+    n = min(n_targets, inputs.max_rows, len(inputs.train), n_hold // 2)
     if n < MIN_TARGETS:
         raise EmptyInputError(
             f"membership inference needs at least {MIN_TARGETS} member and {MIN_TARGETS} non-member targets plus as many "
@@ -107,9 +115,14 @@ def membership_results(
             res = skipped_result(f"{base}.{suffix}", "privacy", "minimize", reason)
             out.append(replace(res, n=n, seed=seed))
             continue
+        extra = [f"a random guess gives a TPR of {fpr:g} at this FPR; tied scores are interpolated"]
+        if summary.tpr_ci[fpr] is None:
+            extra.append(f"no CI: a bootstrap of the TPR at FPR {fpr:.1%} needs at least {min_non_members_for_ci(fpr):,} "
+                         f"non-member targets ({MIN_FALSE_POSITIVES_FOR_CI} expected false positives); got "
+                         f"{summary.n_non_members:,}")
         out.append(
             MetricResult(name=f"{base}.{suffix}", value=value, ci=summary.tpr_ci[fpr], details=(rates,),
-                         notes=(*notes, f"a random guess gives a TPR of {fpr:g} at this FPR"), **common)  # type: ignore[arg-type]
+                         notes=(*notes, *extra), **common)  # type: ignore[arg-type]
         )
     out.append(
         MetricResult(name=f"{base}.advantage", value=summary.advantage, ci=summary.advantage_ci, details=(rates,),

@@ -5,8 +5,10 @@
   Anonymeter computes them (Giomi et al., PoPETs 2023; ``anonymeter/stats/confidence.py``): the rate
   reported is the Wilson centre ``(k + z^2/2) / (n + z^2)``, the interval the centre plus or minus the
   Wilson half-width, clipped to [0, 1].
-* ROC curve, ROC AUC (the Mann-Whitney statistic; tied scores count one half), TPR at a fixed FPR
-  (Carlini et al., "Membership inference attacks from first principles", S&P 2022) and membership
+* ROC curve (the points of scikit-learn's ``roc_curve``: one per distinct score), ROC AUC (the
+  Mann-Whitney statistic; tied scores count one half), TPR at a fixed FPR (Carlini et al.,
+  "Membership inference attacks from first principles", S&P 2022), interpolated inside groups of
+  tied scores so that a natural duplicate at the threshold cannot collapse it, and membership
   advantage ``max(TPR - FPR)`` (Yeom et al., CSF 2018).
 * A seeded, stratified bootstrap of those (members and non-members resampled separately), vectorised
   over replicates, and a downsampling of the ROC curve to at most 200 points for the app.
@@ -33,7 +35,10 @@ __all__ = [
     "Roc",
     "bootstrap_membership",
     "downsample_roc",
+    "interpolated_tpr",
     "membership_advantage",
+    "min_non_members_for",
+    "min_non_members_for_ci",
     "privacy_risk",
     "probit",
     "quantiles",
@@ -258,9 +263,27 @@ def _auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def tpr_at_fpr(roc: Roc, max_fpr: float) -> float:
-    """The highest TPR among thresholds whose FPR is at most ``max_fpr``."""
-    ok = roc.fpr <= max_fpr + 1e-12
-    return float(roc.tpr[ok].max())
+    """TPR at FPR ``max_fpr``, read on the ROC curve with tied scores interpolated.
+
+    Targets with equal scores cannot be ordered, so the curve runs straight across a tied group
+    (the expected curve of a random tie-break, as scikit-learn's ``roc_curve`` points joined by
+    lines): an FPR that falls inside a group of members and non-members at the same score gets the
+    TPR on that segment, not the TPR before the whole group. Without ties this is the highest TPR
+    among thresholds whose FPR is at most ``max_fpr``.
+    """
+    return float(interpolated_tpr(roc.fpr[None, :], roc.tpr[None, :], max_fpr)[0])
+
+
+def interpolated_tpr(fpr: np.ndarray, tpr: np.ndarray, at: float) -> np.ndarray:
+    """Per row of ``(b, m)`` ROC points (FPR and TPR non-decreasing from 0), the TPR at FPR ``at`` (see ``tpr_at_fpr``)."""
+    rows = np.arange(fpr.shape[0])
+    last = np.sum(fpr <= at + 1e-12, axis=1) - 1  # the last point at or left of ``at``: its TPR is the highest there
+    nxt = np.minimum(last + 1, fpr.shape[1] - 1)
+    f0, t0 = fpr[rows, last], tpr[rows, last]
+    f1, t1 = fpr[rows, nxt], tpr[rows, nxt]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(f1 > f0, (at - f0) / np.where(f1 > f0, f1 - f0, 1.0), 0.0)
+    return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
 
 
 def membership_advantage(roc: Roc) -> float:
@@ -271,6 +294,18 @@ def membership_advantage(roc: Roc) -> float:
 def min_non_members_for(fpr: float) -> int:
     """Non-members needed before a TPR at ``fpr`` means anything: at least one false positive allowed."""
     return int(math.ceil(1.0 / fpr - 1e-9))
+
+
+MIN_FALSE_POSITIVES_FOR_CI = 10
+
+
+def min_non_members_for_ci(fpr: float) -> int:
+    """Non-members needed for a bootstrap CI of the TPR at ``fpr``: ``MIN_FALSE_POSITIVES_FOR_CI`` expected false positives.
+
+    With fewer, the threshold at that FPR is set by one or two non-members and a bootstrap of them
+    (drawn twice, or not at all) says little about its sampling spread, so no CI is reported.
+    """
+    return int(math.ceil(MIN_FALSE_POSITIVES_FOR_CI / fpr - 1e-9))
 
 
 def downsample_roc(roc: Roc, max_points: int = 200) -> list[tuple[float, float]]:
@@ -324,7 +359,7 @@ def bootstrap_membership(
         "advantage": np.max(tpr - fpr, axis=1),
     }
     for f in fprs:
-        out[f"tpr@{f}"] = np.max(np.where(fpr <= f + 1e-12, tpr, 0.0), axis=1)
+        out[f"tpr@{f}"] = interpolated_tpr(fpr, tpr, f)
     return out
 
 
@@ -360,7 +395,11 @@ def summarise_membership(
     confidence: float = 0.95,
     max_points: int = 200,
 ) -> MembershipSummary:
-    """AUC, TPR at each FPR (None when there are fewer than 1/FPR non-members), advantage, CIs, ROC points."""
+    """AUC, TPR at each FPR, advantage, CIs, ROC points.
+
+    A TPR at an FPR is None when there are fewer than 1/FPR non-members, and has no CI (None) when
+    there are fewer than ``min_non_members_for_ci(FPR)``.
+    """
     roc = roc_curve(scores, labels)
     boot = bootstrap_membership(scores, labels, rng=rng, n_bootstrap=n_bootstrap, fprs=fprs)
     tpr: dict[float, float | None] = {}
@@ -370,7 +409,8 @@ def summarise_membership(
             tpr[f], tpr_ci[f] = None, None
         else:
             tpr[f] = tpr_at_fpr(roc, f)
-            tpr_ci[f] = _percentile_interval(boot[f"tpr@{f}"], confidence)
+            enough = roc.n_non_members >= min_non_members_for_ci(f)
+            tpr_ci[f] = _percentile_interval(boot[f"tpr@{f}"], confidence) if enough else None
     return MembershipSummary(
         auc=_auc(roc.fpr, roc.tpr),
         auc_ci=_percentile_interval(boot["auc"], confidence),

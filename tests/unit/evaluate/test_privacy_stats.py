@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
 
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.errors import InvalidParameterError
@@ -122,6 +123,7 @@ def test_bootstrap_is_seeded_and_summary_says_when_targets_are_too_few() -> None
     s = summarise_membership(scores, labels, rng=np.random.default_rng(5), n_bootstrap=50)
     assert s.auc_ci.low <= s.auc <= s.auc_ci.high
     assert s.tpr[0.01] is not None and s.tpr[0.001] is None  # 300 non-members: enough for 1 %, not for 0.1 %
+    assert s.tpr_ci[0.01] is None  # but too few for a CI at 1 %: fewer than 10 expected false positives
     assert s.roc_points[0] == (0.0, 0.0) and s.roc_points[-1] == (1.0, 1.0)
 
 
@@ -131,3 +133,49 @@ def test_roc_downsampled_to_200_points_keeping_the_ends() -> None:
     pts = downsample_roc(roc)
     assert len(pts) <= 200 and pts[0] == (0.0, 0.0) and pts[-1] == (1.0, 1.0)
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(pts, pts[1:]))
+
+
+def _copy_with_natural_duplicates(n: int, n_tied: int) -> tuple[np.ndarray, np.ndarray]:
+    """A verbatim copy: every member at distance 0 (score 0); ``n_tied`` non-members are natural duplicates at 0 too."""
+    rng = np.random.default_rng(7)
+    non = -rng.uniform(0.5, 5.0, n)
+    non[:n_tied] = 0.0
+    return np.concatenate([np.zeros(n), non]), np.arange(2 * n) < n
+
+
+def test_ties_at_the_fpr_boundary_do_not_collapse_the_tpr_or_its_ci() -> None:
+    # 10 of 1,000 non-members tie with the members: the tied group ends exactly at FPR 1 %. A bootstrap
+    # replicate that draws more than 10 of them used to read TPR 0 there (the point before the group),
+    # so a verbatim copy had TPR 1 with CI [0, 1] and passed a ci_low rule.
+    scores, labels = _copy_with_natural_duplicates(1000, 10)
+    s = summarise_membership(scores, labels, rng=np.random.default_rng(3), n_bootstrap=200)
+    assert s.tpr[0.01] == 1.0
+    assert s.tpr_ci[0.01] is not None and s.tpr_ci[0.01].low > 0.5
+    # the 0.1 % point is inside the tied group: interpolated, and without a CI (1,000 non-members < 10,000)
+    assert s.tpr[0.001] == pytest.approx(0.1)
+    assert s.tpr_ci[0.001] is None
+    # 20 tied non-members: FPR 1 % is half-way through the group, so half of the members
+    scores, labels = _copy_with_natural_duplicates(1000, 20)
+    assert tpr_at_fpr(roc_curve(scores, labels), 0.01) == pytest.approx(0.5)
+
+
+def _sklearn_tpr_at(scores: np.ndarray, labels: np.ndarray, at: float) -> float:
+    """Reference: scikit-learn's ROC points joined by straight lines, read at FPR ``at`` (the highest TPR on a vertical step)."""
+    fpr, tpr, _ = sk_roc_curve(labels, scores, drop_intermediate=False)
+    left = fpr <= at + 1e-12
+    i = int(np.flatnonzero(left)[-1])
+    if i + 1 < fpr.size and fpr[i + 1] > fpr[i]:
+        return float(tpr[i] + (at - fpr[i]) / (fpr[i + 1] - fpr[i]) * (tpr[i + 1] - tpr[i]))
+    return float(tpr[i])
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=2, max_size=80), st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.5]))
+def test_tpr_at_fpr_matches_sklearn_roc_joined_by_lines(pairs: list[tuple[int, bool]], at: float) -> None:
+    scores = np.array([p[0] for p in pairs], dtype=float)
+    labels = np.array([p[1] for p in pairs])
+    if labels.all() or not labels.any():
+        return
+    assert tpr_at_fpr(roc_curve(scores, labels), at) == pytest.approx(_sklearn_tpr_at(scores, labels, at))
+    boot = bootstrap_membership(scores, labels, rng=np.random.default_rng(0), n_bootstrap=5, fprs=(at,) if at > 0 else (0.01,))
+    assert np.all((boot[f"tpr@{at if at > 0 else 0.01}"] >= 0) & (boot[f"tpr@{at if at > 0 else 0.01}"] <= 1))
