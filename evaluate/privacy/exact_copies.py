@@ -5,13 +5,20 @@ them, ids and direct identifiers left out (row order does not matter). Each reco
 64-bit hash in SQL over all patients (no sampling), and records are compared by hash.
 
 The same share against the holdout is the rate expected by chance (natural duplicates in the
-population). As the holdout is usually smaller than the training set, the comparison is also made
-size-matched: against a seeded sample of training patients as large as the holdout
-(``attack_rate``), beside the holdout share (``baseline_rate``). The policy reads their difference.
+population). The holdout is usually smaller than the training set (80/20), so the two are compared
+per reference patient, never on a holdout-sized sample of train (which would hide three copies in
+four): training patients are cut at random into chunks no larger than the holdout, each chunk's
+matches are counted, and their sum is set against the holdout's matches scaled by the size ratio.
+``attack_rate`` is that sum over the synthetic patients, ``baseline_rate`` the scaled holdout share;
+their difference, which the policy reads, estimates the share of synthetic patients that copy a
+training patient beyond chance. A one-sided binomial test of the train matches against the holdout
+matches (exchangeable patients: a match lands in train with probability n_train / (n_train +
+n_holdout)) gives its p-value.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binomtest
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
@@ -28,7 +35,7 @@ NAME = "privacy.exact_copies"
 def copy_shares(
     synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray | None, *, rng: np.random.Generator
 ) -> dict[str, float | int | None]:
-    """Shares of synthetic hashes found among train (all, and size-matched) and holdout hashes."""
+    """Shares of synthetic hashes found among train and holdout hashes, compared per reference patient (see the module docstring)."""
     if synthetic.size == 0:
         raise EmptyInputError("the synthetic data has no patients")
     if train.size == 0:
@@ -41,14 +48,30 @@ def copy_shares(
         "synthetic_duplicates_share": float(1.0 - np.unique(synthetic).size / synthetic.size),
         "attack_rate": None,
         "baseline_rate": None,
-        "n_matched": None,
+        "excess_share": None,
+        "p_value": None,
+        "n_chunks": None,
     }
     if holdout is not None and holdout.size:
-        matched = rng.choice(train, size=min(holdout.size, train.size), replace=False)
-        out["attack_rate"] = float(np.isin(synthetic, matched).mean())
-        out["baseline_rate"] = float(np.isin(synthetic, holdout).mean())
-        out["n_matched"] = int(matched.size)
+        size = min(train.size, holdout.size)
+        train_matches = _chunked_matches(synthetic, train, size, rng)
+        hold_matches = _chunked_matches(synthetic, holdout, size, rng)
+        scaled = hold_matches * train.size / holdout.size
+        n = synthetic.size
+        out["attack_rate"] = train_matches / n
+        out["baseline_rate"] = scaled / n
+        out["excess_share"] = (train_matches - scaled) / n
+        out["n_chunks"] = int(np.ceil(train.size / size))
+        both = int(round(train_matches + hold_matches))
+        p_train = train.size / (train.size + holdout.size)
+        out["p_value"] = float(binomtest(int(round(train_matches)), both, p_train, alternative="greater").pvalue) if both else 1.0
     return out
+
+
+def _chunked_matches(synthetic: np.ndarray, reference: np.ndarray, size: int, rng: np.random.Generator) -> float:
+    """Synthetic hashes matched in each random chunk (at most ``size`` patients) of ``reference``, summed over chunks."""
+    chunks = np.array_split(reference[rng.permutation(reference.size)], int(np.ceil(reference.size / size)))
+    return float(sum(int(np.isin(synthetic, c).sum()) for c in chunks))
 
 
 @metric(NAME, family="privacy", description="share of synthetic patients whose full record copies a training patient",
@@ -75,8 +98,10 @@ def exact_copies(ctx: EvalContext) -> list[MetricResult]:
         notes.append("no holdout given: the rate expected by chance (baseline) is unknown")
     else:
         notes.append(
-            f"baseline: {shares['baseline_rate']:.4f} of synthetic patients copy a holdout patient; against "
-            f"{shares['n_matched']} training patients (holdout-sized sample) the share is {shares['attack_rate']:.4f}"
+            f"per reference patient: {shares['attack_rate']:.4f} of synthetic patients match a training patient "
+            f"(summed over {shares['n_chunks']} holdout-sized chunks of train), {shares['baseline_rate']:.4f} would by "
+            f"chance (holdout matches scaled to the training size); excess {shares['excess_share']:.4f}, one-sided "
+            f"binomial p = {shares['p_value']:.2g}"
         )
     return [
         MetricResult(

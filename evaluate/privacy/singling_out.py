@@ -8,7 +8,9 @@ synthetic record and ``n_cols`` random columns; a category becomes ``col == valu
 and on the minimum and maximum of numbers. Queries that single out a synthetic record are kept,
 distinct, until ``n_attacks`` (or ``max_attempts`` candidates).
 
-* attack rate: share of the ``n_attacks`` queries that single out a training patient;
+* attack rate: share of the queries found (at most ``n_attacks``) that single out a training patient
+  (the denominator is the queries found, as in Anonymeter: asking for more attacks than the synthetic
+  data can make must not dilute the rate);
 * control rate: the same on the holdout (when the two differ in size, corrected to the training size
   with Anonymeter's model ``P(n) = norm * integral_0^w n w' (1 - w')^(n-1) dw'``, fitted on subsamples
   of the holdout);
@@ -321,9 +323,16 @@ def singling_out_risk(
                                                  max_attempts=max_attempts, rng=rng)
     else:
         queries = univariate_queries(syn, syn_counter, n_queries=n_attacks, rng=rng)
+    if not queries:
+        raise EmptyInputError(
+            f"no query singles out a synthetic record in {max(attempts, 1):,} attempt(s): singling out cannot be measured"
+        )
+    # the rates are over the queries found, not the attacks asked for (as Anonymeter since 1.0.1: a query
+    # that was never built cannot fail), and the baseline makes as many random queries
+    n = len(queries)
     ori_counter = QueryCounter(ori)
     n_success = sum(ori_counter.count(q) == 1 for q in queries)
-    baseline = random_queries(syn, n_queries=n_attacks, n_cols=n_cols if mode == "multivariate" else 1, rng=rng)
+    baseline = random_queries(syn, n_queries=n, n_cols=n_cols if mode == "multivariate" else 1, rng=rng)
     n_baseline = sum(ori_counter.count(q) == 1 for q in baseline)
     n_control: float | None = None
     correction = 1.0
@@ -331,8 +340,8 @@ def singling_out_risk(
         ctrl_counter = QueryCounter(control)
         n_control = float(sum(ctrl_counter.count(q) == 1 for q in queries))
         correction = control_correction(control, queries, ori.n_rows, rng=rng)
-        n_control = min(float(n_attacks), n_control * correction)
-    risk = privacy_risk(n_success=n_success, n_attacks=n_attacks, n_baseline=n_baseline, n_control=n_control,
+        n_control = min(float(n), n_control * correction)
+    risk = privacy_risk(n_success=n_success, n_attacks=n, n_baseline=n_baseline, n_control=n_control,
                         confidence=confidence)
     info = {"n_queries": len(queries), "n_attempts": attempts, "control_correction": correction,
             "n_original": ori.n_rows, "n_synthetic": syn.n_rows, "n_control": None if control is None else control.n_rows}
@@ -357,13 +366,18 @@ def singling_out(ctx: EvalContext) -> list[MetricResult]:
     if not columns:
         return [skipped_result(RESULT, "privacy", "minimize", "no usable attack column")]
     ori, ctrl, syn = (f.select(columns) for f in attack_frames(inputs))
-    risk, info = singling_out_risk(ori, syn, ctrl, n_attacks=n_attacks, n_cols=n_cols, mode=mode,
-                                   max_attempts=max_attempts, rng=rng_for(ctx.options.seed, 61), confidence=confidence)
+    try:
+        risk, info = singling_out_risk(ori, syn, ctrl, n_attacks=n_attacks, n_cols=n_cols, mode=mode,
+                                       max_attempts=max_attempts, rng=rng_for(ctx.options.seed, 61), confidence=confidence)
+    except EmptyInputError as exc:
+        return [skipped_result(RESULT, "privacy", "minimize", str(exc))]
     notes = [inputs.sampling_note(),
              f"{mode} queries on {len(columns)} column(s), {n_cols} per query; {info['n_queries']} of {n_attacks} "
-             f"singling-out queries found in {info['n_attempts']:,} attempts"]
+             f"singling-out queries found in {info['n_attempts']:,} attempts; original data: all "
+             f"{info['n_original']:,} distinct training records"]
     if info["n_queries"] < n_attacks:
-        notes.append("fewer queries than attacks were found: the risk may be underestimated")
+        notes.append(f"fewer queries than attacks were found: the rates are over the {info['n_queries']} queries found "
+                     "(a wider CI), as in Anonymeter")
     if info["control_correction"] != 1.0:
         notes.append(f"control successes scaled by {info['control_correction']:.3f} to the size of the original data")
     return [risk_result(RESULT, "singling out", risk, seed=ctx.options.seed, notes=notes,
