@@ -2,18 +2,22 @@
 
 The folder is written under a temporary name, its catalog row inserted in a transaction during which
 the folder is renamed into place, and the transaction committed. A process killed at any point leaves
-either nothing or a temporary / unregistered folder, which ``reconcile`` removes the next time the
-store is opened, so a release is in the catalog whole or not at all.
+either nothing or a temporary folder / a folder named in ``.pending/``, which ``reconcile`` removes the
+next time the store is written, so a release is in the catalog whole or not at all. A folder the tool
+cannot account for (no catalog row, not its own) is moved to ``quarantine/`` and reported, never deleted;
+release folders without any catalog stop every write until the catalog is rebuilt (``synthmed audit rebuild``).
 """
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from data_schemas.model import Schema
-from synth.catalog import Catalog, utcnow
-from synth.errors import ReleaseError
+from synth.catalog import Catalog, ChainState, utcnow
+from synth.errors import ReleaseError, SynthError
 from synth.load import Dataset
 
 FAIL_ENV = "SYNTHMED_FAIL_AT"  # failure injection for tests: "<point>" raises, "<point>:kill" exits hard
 FAIL_POINTS = ("after_files", "after_manifest", "before_rename", "after_rename", "after_commit")
 TMP_PREFIX = ".tmp-"
+QUARANTINE = "quarantine"
+PENDING = ".pending"
+RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 LIBRARIES = ("synthmed", "sdv", "ctgan", "copulas", "rdt", "torch", "duckdb", "pandas", "numpy", "pyarrow")
 
 
@@ -48,46 +55,120 @@ def _checkpoint(point: str) -> None:
 
 @dataclass(frozen=True)
 class Store:
-    """A store folder: ``catalog.duckdb`` and ``releases/``."""
+    """A store folder: ``catalog.duckdb``, ``releases/``, ``store.key`` and ``quarantine/``."""
 
     root: Path
+    on_wait: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def catalog(self) -> Catalog:
-        return Catalog(self.root / "catalog.duckdb")
+        return Catalog(self.root / "catalog.duckdb", on_wait=self.on_wait)
 
     @property
     def releases_dir(self) -> Path:
         return self.root / "releases"
 
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / QUARANTINE
+
+    @property
+    def pending_dir(self) -> Path:
+        return self.root / PENDING
+
     def release_dir(self, release_id: str) -> Path:
-        return self.releases_dir / release_id
+        """``releases/<release_id>``, refused unless the id is a plain name that resolves inside ``releases/``."""
+        if not isinstance(release_id, str) or not RELEASE_ID.fullmatch(release_id) or ".." in release_id:
+            raise ReleaseError(
+                f"{release_id!r} is not a release id (letters, digits, '.', '_' and '-' only, starting with a letter or digit)"
+            )
+        path = self.releases_dir / release_id
+        base = self.releases_dir.resolve()
+        if path.resolve().parent != base and path.exists():
+            raise ReleaseError(f"release folder {path} resolves to {path.resolve()}, outside {base}")
+        return path
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
-        """An exclusive lock on the store's releases for one writer (released by the OS if it dies)."""
+        """An exclusive lock on the store's releases for one writer (released by the OS if it dies).
+
+        Waits for another writer, saying so once through ``on_wait``, rather than failing.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / ".write.lock").open("a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if self.on_wait is not None:
+                    self.on_wait(f"waiting for another synthmed process writing to the store {self.root}")
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def reconcile(self) -> list[str]:
-        """Remove temporary folders and folders with no catalog row (left by a killed write).
+    def check_catalog(self) -> None:
+        """Refuse to go on when release folders exist but the catalog is gone (it would hide them)."""
+        if self.catalog.path.exists() or not self.releases_dir.is_dir():
+            return
+        folders = [p.name for p in self.releases_dir.iterdir() if not p.name.startswith(TMP_PREFIX)]
+        if folders:
+            raise ReleaseError(
+                f"the store {self.root} has {len(folders)} release folder(s) but no catalog ({self.catalog.path} is "
+                f"missing); nothing was changed. Put the catalog back, or rebuild it from the release manifests with "
+                f"`synthmed audit rebuild --store {self.root}`"
+            )
 
-        Call it holding ``write_lock`` so that no other writer's folder is in flight.
+    def reconcile(self) -> Reconciled:
+        """Finish what killed writers left: remove this tool's own unfinished folders, quarantine the rest.
+
+        Removed: ``releases/.tmp-*`` folders and folders a pending-write journal names that never reached the
+        catalog (both written only by ``write_release``). Any other folder without a catalog row is moved to
+        ``quarantine/`` and reported, never deleted. Call it holding ``write_lock``.
         """
-        removed: list[str] = []
+        self.check_catalog()
+        done = Reconciled()
         if not self.releases_dir.is_dir():
-            return removed
-        known = self.catalog.release_ids()
-        for child in self.releases_dir.iterdir():
-            if child.is_dir() and (child.name.startswith(TMP_PREFIX) or child.name not in known):
-                shutil.rmtree(child, ignore_errors=True)
-                removed.append(child.name)
-        return removed
+            return done
+        with self.catalog.connect(read_only=True, wait=_catalog_wait()) if self.catalog.path.exists() else _nothing() as con:
+            known = {r[0] for r in con.execute("SELECT release_id FROM releases").fetchall()} if con is not None else set()
+        pending = {p.name for p in self.pending_dir.iterdir()} if self.pending_dir.is_dir() else set()
+        for child in sorted(self.releases_dir.iterdir()):
+            if child.name.startswith(TMP_PREFIX) and child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+                done.removed.append(child.name)
+            elif child.name in known:
+                continue
+            elif child.name in pending and child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+                done.removed.append(child.name)
+            else:
+                self.quarantine_dir.mkdir(exist_ok=True)
+                target = self.quarantine_dir / f"{child.name}.{utcnow():%Y%m%dT%H%M%S%f}"
+                os.replace(child, target)
+                done.quarantined.append(str(target))
+        for name in pending:
+            (self.pending_dir / name).unlink(missing_ok=True)
+        return done
+
+
+@dataclass
+class Reconciled:
+    """What ``Store.reconcile`` did: this tool's unfinished folders removed, foreign ones quarantined."""
+
+    removed: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _catalog_wait() -> float:
+    from synth.catalog import _lock_wait
+
+    return _lock_wait()
 
 
 def sha256_file(path: Path) -> str:
@@ -106,6 +187,14 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def os_user() -> str:
+    """The login name of the user running this process ('unknown' when the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def new_release_id(schema: str, generator: str) -> str:
@@ -138,8 +227,18 @@ def write_release(
     delta: float | None = None,
     release_id: str | None = None,
     privacy: dict[str, Any] | None = None,
+    requested_by: str | None = None,
+    private_source: dict[str, Any] | None = None,
 ) -> ReleaseInfo:
-    """Write the folder and register it atomically (see the module docstring)."""
+    """Write the folder and register it atomically (see the module docstring).
+
+    ``source`` is what the manifest says about the source data (split parameters only: it is public);
+    ``private_source`` (split sizes and fingerprints, real row counts: ``synth.pipeline.private_source``)
+    goes to the catalog's private ``release_sources`` table in the same transaction, never to the manifest.
+
+    ``requested_by`` (default: the OS user) is recorded in the catalog row with the OS user, never in the
+    public manifest: the review app refuses an approval by the identity that requested the release.
+    """
     with store.write_lock():
         store.reconcile()
         release_id = release_id or new_release_id(schema.name, generator)
@@ -148,13 +247,15 @@ def write_release(
             raise ReleaseError(f"release folder {final} already exists")
         store.releases_dir.mkdir(parents=True, exist_ok=True)
         tmp = store.releases_dir / f"{TMP_PREFIX}{release_id}"
+        journal = store.pending_dir / release_id
         try:
             paths = synthetic.write(tmp)
             _checkpoint("after_files")
             rows = synthetic.row_counts()
+            created_at = utcnow()
             manifest: dict[str, Any] = {
                 "release_id": release_id,
-                "created_at": utcnow().isoformat(timespec="seconds") + "Z",
+                "created_at": created_at.isoformat(timespec="microseconds") + "Z",
                 "schema": {"name": schema.name, "version": schema.version, "hash": schema.fingerprint},
                 "generator": {
                     "name": generator,
@@ -183,13 +284,15 @@ def write_release(
 
             def rename() -> None:
                 _checkpoint("before_rename")
+                store.pending_dir.mkdir(exist_ok=True)
+                journal.touch()  # names the folder as this tool's own until the commit (see Store.reconcile)
                 os.replace(tmp, final)
                 _checkpoint("after_rename")
 
             store.catalog.add_release(
                 {
                     "release_id": release_id,
-                    "created_at": utcnow(),
+                    "created_at": created_at,
                     "schema_name": schema.name,
                     "schema_hash": schema.fingerprint,
                     "generator": generator,
@@ -201,17 +304,29 @@ def write_release(
                     "n_patients": manifest["n_patients"],
                     "rows_json": json.dumps(rows),
                     "params_json": json.dumps(params, default=str),
-                    "source_fingerprint": source.get("fingerprint"),
                     "manifest_hash": manifest_hash,
                     "path": str(final),
+                    "requested_by": (requested_by or "").strip() or os_user(),
+                    "requested_os_user": os_user(),
+                },
+                private=None if private_source is None else {
+                    "created_at": utcnow(),
+                    "source_fingerprint": private_source.get("fingerprint"),
+                    "split_json": json.dumps(private_source.get("split")),
+                    "train_rows_json": json.dumps(private_source.get("train_rows")),
+                    "holdout_rows_json": json.dumps(private_source.get("holdout_rows")),
                 },
                 before_commit=rename,
             )
+            journal.unlink(missing_ok=True)
             _checkpoint("after_commit")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            if final.exists() and release_id not in store.catalog.release_ids():
-                shutil.rmtree(final, ignore_errors=True)
+            if journal.exists():  # renamed by us but maybe not committed: reconcile decides under the lock
+                try:
+                    store.reconcile()
+                except SynthError:
+                    pass  # the next write reconciles; the original failure is what the user must see
             raise
         return ReleaseInfo(release_id, final, manifest, manifest_hash)
 
@@ -237,6 +352,7 @@ class VerifyResult:
 
     release_id: str
     problems: list[str] = field(default_factory=list)
+    chain: ChainState | None = None
 
     @property
     def ok(self) -> bool:
@@ -251,35 +367,80 @@ def read_manifest(store: Store, release_id: str) -> dict[str, Any]:
         raise ReleaseError(f"cannot read the manifest of release {release_id} at {path}: {exc}") from None
 
 
-def verify_release(store: Store, release_id: str) -> VerifyResult:
-    """Recompute every file hash against the manifest, and the manifest hash against the catalog."""
+def verify_release(store: Store, release_id: str, *, chain: bool = True) -> VerifyResult:
+    """Check a release end to end: every file against the manifest, the manifest's hash and content against
+    the catalog's row, and (``chain``) the catalog's hash chain, so a row and manifest changed together
+    are caught too."""
     row = store.catalog.release(release_id)
     result = VerifyResult(release_id)
+    if chain:
+        result.chain = store.catalog.chain_state()
+        result.problems += [f"catalog: {p}" for p in result.chain.problems]
     folder = store.release_dir(release_id)
+    if not folder.is_dir() or folder.is_symlink():
+        result.problems.append(f"the release folder {folder} is missing (or is not a plain folder)")
+        return result
     manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
+    if not manifest_path.is_file() or manifest_path.is_symlink():
         result.problems.append(f"{manifest_path} is missing")
         return result
     actual_hash = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
     if actual_hash != row["manifest_hash"]:
         result.problems.append(
-            f"manifest.json was modified: sha256 {actual_hash[:16]}... differs from the catalog's {row['manifest_hash'][:16]}..."
+            f"manifest.json was modified: sha256 {actual_hash[:16]}... differs from the catalog's {str(row['manifest_hash'])[:16]}..."
         )
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         result.problems.append(f"manifest.json is not valid JSON: {exc}")
         return result
-    files = manifest.get("files", {})
+    if not isinstance(manifest, dict):
+        result.problems.append("manifest.json is not a JSON object")
+        return result
+    result.problems += row_mismatches(row, manifest)
+    files = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
     for name, info in sorted(files.items()):
         path = folder / name
-        if not path.is_file():
-            result.problems.append(f"{name} is missing")
+        if not RELEASE_ID.fullmatch(name) or ".." in name:
+            result.problems.append(f"the manifest lists {name!r}, which is not a plain file name")
+            continue
+        if not path.is_file() or path.is_symlink():
+            result.problems.append(f"{name} is missing (or is not a plain file)")
             continue
         digest = sha256_file(path)
-        if digest != info.get("sha256"):
-            result.problems.append(f"{name} was modified: sha256 {digest[:16]}... differs from the manifest's {str(info.get('sha256'))[:16]}...")
+        if not isinstance(info, dict) or digest != info.get("sha256"):
+            expected = str(info.get("sha256") if isinstance(info, dict) else info)
+            result.problems.append(f"{name} was modified: sha256 {digest[:16]}... differs from the manifest's {expected[:16]}...")
     for path in sorted(folder.iterdir()):
         if path.name != "manifest.json" and path.name not in files:
             result.problems.append(f"{path.name} is not listed in the manifest")
     return result
+
+
+def row_mismatches(row: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """Where the catalog's release row says something other than the release's manifest (empty when they agree)."""
+    gen = manifest.get("generator") if isinstance(manifest.get("generator"), dict) else {}
+    sch = manifest.get("schema") if isinstance(manifest.get("schema"), dict) else {}
+    expected = {
+        "release_id": manifest.get("release_id"), "schema_name": sch.get("name"), "schema_hash": sch.get("hash"),
+        "generator": gen.get("name"), "family": gen.get("family"),
+        "differentially_private": gen.get("differentially_private"), "epsilon": gen.get("epsilon"),
+        "delta": gen.get("delta"), "seed": manifest.get("seed"), "n_patients": manifest.get("n_patients"),
+    }
+    out = [
+        f"the catalog says {col} = {row.get(col)!r} but the manifest says {want!r}"
+        for col, want in expected.items()
+        if row.get(col) != want
+    ]
+    for col, want in (("rows_json", manifest.get("rows")), ("params_json", gen.get("params"))):
+        try:
+            have = json.loads(row.get(col) or "null")
+        except json.JSONDecodeError:
+            have = row.get(col)
+        if have != want:
+            out.append(f"the catalog's {col[:-5]} ({have!r}) differ from the manifest's ({want!r})")
+    stamp = str(manifest.get("created_at", "")).rstrip("Z")
+    created = row.get("created_at")
+    if stamp and created is not None and not created.isoformat(timespec="microseconds").startswith(stamp):
+        out.append(f"the catalog says created_at = {created.isoformat()} but the manifest says {stamp}")
+    return out
