@@ -1,7 +1,8 @@
 """Reading schemas from YAML: built-in names or user files, every problem located by line and key."""
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from data_schemas.errors import SchemaError, UnknownSchemaError
 from data_schemas.model import Schema, is_valid_name
-from data_schemas.rules import quote, violations_sql
+from data_schemas.rules import RuleRefusedError, check_rule_columns, compile_check, lock_down, quote, violations_sql
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
@@ -67,15 +68,44 @@ def load_schema_file(path: Path) -> Schema:
     """Parse and check one YAML schema file; raise SchemaError listing every problem."""
     source = str(path)
     try:
+        if path.stat().st_size > MAX_SCHEMA_BYTES:
+            raise SchemaError(source, [f"the file has {path.stat().st_size:,} bytes; a schema has at most {MAX_SCHEMA_BYTES:,}"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(source, [f"cannot read the file: {exc}"]) from None
     return parse_schema(text, source=source)
 
 
+MAX_SCHEMA_BYTES = 2_000_000
+MAX_YAML_DEPTH = 32
+
+
+def _refuse_yaml_bombs(text: str, source: str) -> None:
+    """Size, anchors/aliases and nesting depth checked on the event stream, before anything is built.
+
+    Aliases are refused outright (a schema never needs one; "billion laughs" is built from them), and a
+    depth limit keeps the recursive composer away from deep documents.
+    """
+    if len(text) > MAX_SCHEMA_BYTES:
+        raise SchemaError(source, [f"the file has {len(text):,} characters; a schema has at most {MAX_SCHEMA_BYTES:,}"])
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            line = event.start_mark.line + 1
+            raise SchemaError(source, [f"line {line}: YAML anchors and aliases (&name, *name) are not allowed in a schema"])
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                line = event.start_mark.line + 1
+                raise SchemaError(source, [f"line {line}: nested deeper than {MAX_YAML_DEPTH} levels; a schema is not that deep"])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse_schema(text: str, *, source: str = "<string>") -> Schema:
-    """Parse YAML text into a checked Schema."""
+    """Parse YAML text into a checked Schema; every failure is a SchemaError."""
     try:
+        _refuse_yaml_bombs(text, source)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -83,14 +113,20 @@ def parse_schema(text: str, *, source: str = "<string>") -> Schema:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SchemaError(source, [f"{where}not valid YAML: {problem}"]) from None
+    except (RecursionError, MemoryError) as exc:
+        raise SchemaError(source, [f"the YAML is too large or too deep to read ({type(exc).__name__})"]) from None
     marks = _Marks(root)
     if not isinstance(data, dict):
         raise SchemaError(source, ["the document must be a mapping with name, patient and tables"])
+    if any(not isinstance(k, str) for k in data):
+        raise SchemaError(source, ["every top-level key must be a string (name, description, version, patient, tables)"])
     try:
         schema = Schema.model_validate({**data, "source": source})
     except ValidationError as exc:
         problems = [f"{marks.locate(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SchemaError(source, problems) from None
+    except (TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise SchemaError(source, [f"the schema's structure cannot be read ({type(exc).__name__}: {exc})"]) from None
     problems = [f"{marks.locate(loc)}: {msg}" for loc, msg in check_schema(schema)]
     if problems:
         raise SchemaError(source, problems)
@@ -100,6 +136,14 @@ def parse_schema(text: str, *, source: str = "<string>") -> Schema:
 def check_schema(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
     """Cross-table checks pydantic cannot do alone: keys, references, names and rule SQL."""
     problems: list[tuple[tuple[str, ...], str]] = []
+    if not is_valid_name(schema.name):
+        problems.append((("name",), f"schema name {schema.name!r} must be a plain identifier (letters, digits, _): "
+                                    "it becomes part of release ids and folder names"))
+    for table in schema.tables.values():
+        for i, pattern in enumerate(table.files):
+            problem = file_pattern_problem(pattern)
+            if problem:
+                problems.append((("tables", table.name, "files", str(i)), problem))
     if schema.patient.table not in schema.tables:
         problems.append((("patient", "table"), f"patient table {schema.patient.table!r} is not a table of the schema"))
         return problems
@@ -133,10 +177,42 @@ def check_schema(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
     return problems
 
 
+def file_pattern_problem(pattern: str) -> str | None:
+    """Why a ``files:`` pattern could match outside its data folder (absolute, ``..``, home), or None."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        return "a file pattern must be a non-empty string"
+    if "\x00" in pattern:
+        return f"file pattern {pattern!r} holds a NUL character"
+    posix = PurePosixPath(pattern.replace("\\", "/"))
+    if posix.is_absolute() or pattern.startswith("~") or re.match(r"^[A-Za-z]:", pattern):
+        return f"file pattern {pattern!r} is absolute; patterns are relative to the data folder"
+    if ".." in posix.parts:
+        return f"file pattern {pattern!r} climbs out of the data folder with '..'; patterns stay inside it"
+    return None
+
+
 def _check_rules(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
-    """Compile every rule against empty tables of the schema's types, so typos fail at load time."""
+    """Allow-list every rule (one scalar expression over known columns), then compile it against empty
+    tables of the schema's types, so both hostile and mistyped rules fail at load time, before any data."""
     problems: list[tuple[tuple[str, ...], str]] = []
-    con = duckdb.connect(":memory:")
+    patient_cols = set(schema.patient_table.columns)
+    compiled_ok: set[tuple[str, int]] = set()
+    for table in schema.tables.values():
+        path = schema.path_to_patient(table.name)
+        parent_cols = set(schema.tables[path[0][2]].columns) if path else None
+        own_patient = patient_cols if (path or table.name == schema.patient.table) else None
+        for i, rule in enumerate(table.rules):
+            loc = ("tables", table.name, "rules", str(i), "check")
+            try:
+                compiled = compile_check(rule.check)
+            except RuleRefusedError as exc:
+                problems.append((loc, f"rule {rule.name!r} is refused: {exc}"))
+                continue
+            bad = check_rule_columns(compiled, own=set(table.columns), parent=parent_cols, patient=own_patient)
+            problems += [(loc, f"rule {rule.name!r} is refused: {p}") for p in bad]
+            if not bad:
+                compiled_ok.add((table.name, i))
+    con = lock_down(duckdb.connect(":memory:"))
     try:
         for table in schema.tables.values():
             cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
@@ -144,6 +220,8 @@ def _check_rules(schema: Schema) -> list[tuple[tuple[str, ...], str]]:
         relations = {t: quote(t) for t in schema.tables}
         for table in schema.tables.values():
             for i, rule in enumerate(table.rules):
+                if (table.name, i) not in compiled_ok:
+                    continue
                 try:
                     con.execute(violations_sql(schema, table.name, rule, relations, select="count(*)")).fetchall()
                 except duckdb.Error as exc:

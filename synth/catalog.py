@@ -16,6 +16,7 @@ For the app and the CLI: ``Catalog.chain_state() -> ChainState`` (``.ok``, ``.en
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import json
@@ -37,14 +38,18 @@ from typing import Any
 
 import duckdb
 
-from synth.errors import CatalogError
+from synth.errors import CatalogError, CatalogLockedError
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS releases (
         release_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, schema_name VARCHAR, schema_hash VARCHAR,
         generator VARCHAR, family VARCHAR, differentially_private BOOLEAN, epsilon DOUBLE, delta DOUBLE,
-        seed BIGINT, n_patients BIGINT, rows_json VARCHAR, params_json VARCHAR, source_fingerprint VARCHAR,
+        seed BIGINT, n_patients BIGINT, rows_json VARCHAR, params_json VARCHAR,
         manifest_hash VARCHAR, path VARCHAR, requested_by VARCHAR, requested_os_user VARCHAR)""",
+    # private bookkeeping of each release (split sizes and fingerprints, real row counts): never shown, never exported
+    """CREATE TABLE IF NOT EXISTS release_sources (
+        release_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, source_fingerprint VARCHAR, split_json VARCHAR,
+        train_rows_json VARCHAR, holdout_rows_json VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS evaluations (
         evaluation_id VARCHAR PRIMARY KEY, release_id VARCHAR, created_at TIMESTAMP, seed BIGINT,
         versions_json VARCHAR, summary_json VARCHAR, fidelity DOUBLE, risk_level VARCHAR, policy_json VARCHAR)""",
@@ -56,6 +61,9 @@ DDL = [
         manifest_hash VARCHAR, created_at TIMESTAMP, issuer VARCHAR, subject VARCHAR, email VARCHAR,
         display_name VARCHAR, role VARCHAR, evaluation_id VARCHAR, risk_level VARCHAR, override BOOLEAN,
         justification VARCHAR)""",
+    # what was done to the store itself (e.g. the catalog rebuilt from manifests), chained like every row
+    """CREATE TABLE IF NOT EXISTS store_events (
+        event_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, kind VARCHAR, os_user VARCHAR, detail_json VARCHAR)""",
 ]
 # Columns added to a table after catalogs with it exist: ``table -> [(column, type)]``, added as nullable
 # columns (no default) when a catalog is opened for writing, so rows written before stay valid in the chain.
@@ -340,7 +348,7 @@ class Catalog:
                     raise CatalogError(f"cannot open the catalog {self.path}: {first}") from None
                 if time.monotonic() >= deadline:
                     waited = f" after waiting {wait:.0f} s" if wait else ""
-                    raise CatalogError(
+                    raise CatalogLockedError(
                         f"the catalog {self.path} is in use by another synthmed process (it holds the lock){waited}; "
                         f"try again when it has finished, or wait longer with {LOCK_WAIT_ENV}=SECONDS ({first})"
                     ) from None
@@ -395,6 +403,24 @@ class Catalog:
                     _write_head(self.store_root, *state["head"])
             finally:
                 self._open.pop(id(con), None)
+
+    def preflight(self) -> None:
+        """Raise now what a write would raise at its end: a bad store key, a catalog without chain, a cut chain.
+
+        A catalog locked by another process is not an error here (the write will wait for it).
+        """
+        load_store_key(self.store_root, create=False)
+        if not self.path.exists():
+            return
+        try:
+            with self.connect(read_only=True) as con:
+                problem = _catalog_problem(con, self.path)
+                if problem:
+                    raise CatalogError(problem)
+                if CHAIN_TABLE in _tables(con):
+                    self._check_tail(con)
+        except CatalogLockedError:
+            return
 
     def _check_tail(self, con: duckdb.DuckDBPyConnection) -> None:
         head = read_head(self.store_root)
@@ -470,12 +496,47 @@ class Catalog:
         return ChainState(False, state.entries, state.head, problems, state.checked_at)
 
     # -- releases --------------------------------------------------------------------------------
-    def add_release(self, row: dict[str, Any], *, before_commit: Callable[[], None] | None = None) -> None:
-        """Insert a release row; ``before_commit`` (the folder rename) runs inside the transaction."""
+    def add_release(
+        self, row: dict[str, Any], *, private: dict[str, Any] | None = None, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Insert a release row (and its private ``release_sources`` row); ``before_commit`` (the folder rename)
+        runs inside the transaction."""
         with self.transaction() as con:
             self._append(con, "releases", row)
+            if private is not None:
+                self._append(con, "release_sources", {"release_id": row["release_id"], **private})
             if before_commit is not None:
                 before_commit()
+
+    def release_source(self, release_id: str) -> dict[str, Any] | None:
+        """The private bookkeeping of a release (for ``synthmed evaluate`` only: never shown or exported), or None."""
+        if not self.path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            if "release_sources" not in _tables(con):
+                return None
+            rows = _rows(con, "SELECT * FROM release_sources WHERE release_id = ?", [release_id])
+        return rows[0] if rows else None
+
+    def add_store_event(self, kind: str, detail: dict[str, Any], *, releases: list[dict[str, Any]] = ()) -> str:
+        """Record something done to the store (and the release rows it brings, e.g. a rebuild) in one transaction."""
+        event_id = f"event-{uuid.uuid4().hex[:12]}"
+        with self.transaction() as con:
+            for row in releases:
+                self._append(con, "releases", row)
+            self._append(con, "store_events", {
+                "event_id": event_id, "created_at": utcnow(), "kind": kind, "os_user": _os_user(),
+                "detail_json": json.dumps(detail, sort_keys=True, default=str),
+            })
+        return event_id
+
+    def store_events(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.connect(read_only=True) as con:
+            if "store_events" not in _tables(con):
+                return []
+            return _rows(con, "SELECT * FROM store_events ORDER BY created_at")
 
     def release_ids(self) -> set[str]:
         if not self.path.exists():
@@ -602,6 +663,13 @@ class Catalog:
             if release_id is None:
                 return _rows(con, "SELECT * FROM reviews ORDER BY created_at")
             return _rows(con, "SELECT * FROM reviews WHERE release_id = ? ORDER BY created_at", [release_id])
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _lock_wait() -> float:

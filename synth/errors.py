@@ -49,3 +49,7 @@ class ReleaseError(SynthError):
 
 class CatalogError(SynthError):
     """The catalog cannot be opened or is inconsistent."""
+
+
+class CatalogLockedError(CatalogError):
+    """Another process holds the catalog's lock (longer than this one would wait)."""

@@ -62,8 +62,21 @@ def read_training_input(
     return TrainingInput(train, holdout, record, prepared=False)
 
 
-def source_fingerprint(schema: Schema, data: TrainingInput) -> dict[str, Any]:
-    """A hash describing the source data (never data): split fingerprints, sizes and the schema hash."""
+def public_source(data: TrainingInput) -> dict[str, Any]:
+    """What a manifest says about the source data: how it was split (parameters, never a function of the data)."""
+    return {
+        "split": {"seed": data.split.seed, "holdout_fraction": data.split.holdout_fraction, "method": data.split.method},
+        "prepared": data.prepared,
+    }
+
+
+def private_source(schema: Schema, data: TrainingInput) -> dict[str, Any]:
+    """The private bookkeeping of a release: split sizes and fingerprints, row counts and a hash of them all.
+
+    Every one of these moves when one patient comes or goes, so it is never published (not in the
+    manifest, the catalog's releases row, the report or the app): it is kept in the catalog's private
+    ``release_sources`` table, where ``synthmed evaluate`` checks that it is given the same data.
+    """
     basis = {
         "schema_hash": schema.fingerprint,
         "train": data.split.train_fingerprint,
@@ -77,7 +90,6 @@ def source_fingerprint(schema: Schema, data: TrainingInput) -> dict[str, Any]:
         "split": json.loads(data.split.to_json()),
         "train_rows": basis["train_rows"],
         "holdout_rows": basis["holdout_rows"],
-        "prepared": data.prepared,
     }
 
 
@@ -126,15 +138,24 @@ def release(
     progress: Progress | None = None,
     epsilon: float | None = None,
     delta: float | None = None,
+    requested_by: str | None = None,
 ) -> ReleaseInfo:
-    """Fit ``generator`` on the train split, sample ``n_patients`` (default: as many as train), register."""
+    """Fit ``generator`` on the train split, sample ``n_patients``, register.
+
+    Without ``n_patients`` a release has as many patients as train, except for a differentially
+    private generator, whose default is its own noisy estimate (the exact size is private).
+    ``requested_by`` (default: the OS user) is who asked for the release; that identity cannot approve it.
+    """
     say = progress or (lambda _m: None)
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
+    store.preflight()  # a store that could not register the release fails before the fit, not after
     say(f"reading {data_dir}")
     data = read_training_input(schema, data_dir, secret=secret)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")
     gen.fit(data.train, progress=say)
-    n = n_patients or data.split.n_train
+    n = n_patients or gen.release_size(data.split.n_train)
+    if n is None:
+        raise GeneratorError(f"generator {generator!r} has no private estimate of the number of patients: pass --patients N")
     say(f"sampling {n:,} patients (seed {seed})")
     synthetic = gen.sample(n, seed=seed, progress=say)
     say("writing and registering the release")
@@ -146,11 +167,13 @@ def release(
         family=gen.family,
         params=gen.get_params(),
         seed=seed,
-        source=source_fingerprint(schema, data),
+        source=public_source(data),
+        private_source=private_source(schema, data),
         sample_report=gen.last_sample_report_.to_dict() if gen.last_sample_report_ else {},
         differentially_private=gen.differentially_private,
         epsilon=gen.epsilon,
         delta=gen.delta,
         privacy=gen.privacy_accounting(),
+        requested_by=requested_by,
     )
     return info

@@ -58,11 +58,11 @@ class Store:
     """A store folder: ``catalog.duckdb``, ``releases/``, ``store.key`` and ``quarantine/``."""
 
     root: Path
-    on_wait: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    notify: Callable[[str], None] | None = field(default=None, compare=False, repr=False)  # waits, quarantines
 
     @property
     def catalog(self) -> Catalog:
-        return Catalog(self.root / "catalog.duckdb", on_wait=self.on_wait)
+        return Catalog(self.root / "catalog.duckdb", on_wait=self.notify)
 
     @property
     def releases_dir(self) -> Path:
@@ -92,20 +92,25 @@ class Store:
     def write_lock(self) -> Iterator[None]:
         """An exclusive lock on the store's releases for one writer (released by the OS if it dies).
 
-        Waits for another writer, saying so once through ``on_wait``, rather than failing.
+        Waits for another writer, saying so once through ``notify``, rather than failing.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / ".write.lock").open("a") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if self.on_wait is not None:
-                    self.on_wait(f"waiting for another synthmed process writing to the store {self.root}")
+                if self.notify is not None:
+                    self.notify(f"waiting for another synthmed process writing to the store {self.root}")
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def preflight(self) -> None:
+        """Before hours of fitting or evaluating: fail now if the result could not be registered at the end."""
+        self.check_catalog()
+        self.catalog.preflight()
 
     def check_catalog(self) -> None:
         """Refuse to go on when release folders exist but the catalog is gone (it would hide them)."""
@@ -147,6 +152,8 @@ class Store:
                 target = self.quarantine_dir / f"{child.name}.{utcnow():%Y%m%dT%H%M%S%f}"
                 os.replace(child, target)
                 done.quarantined.append(str(target))
+                if self.notify is not None:
+                    self.notify(f"releases/{child.name} had no catalog row and was not left by synthmed: moved to {target}")
         for name in pending:
             (self.pending_dir / name).unlink(missing_ok=True)
         return done
@@ -398,23 +405,30 @@ def verify_release(store: Store, release_id: str, *, chain: bool = True) -> Veri
         result.problems.append("manifest.json is not a JSON object")
         return result
     result.problems += row_mismatches(row, manifest)
+    result.problems += file_problems(folder, manifest)
+    return result
+
+
+def file_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """Every file of a release folder against its manifest: missing, modified, or not listed."""
+    problems = []
     files = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
     for name, info in sorted(files.items()):
         path = folder / name
         if not RELEASE_ID.fullmatch(name) or ".." in name:
-            result.problems.append(f"the manifest lists {name!r}, which is not a plain file name")
+            problems.append(f"the manifest lists {name!r}, which is not a plain file name")
             continue
         if not path.is_file() or path.is_symlink():
-            result.problems.append(f"{name} is missing (or is not a plain file)")
+            problems.append(f"{name} is missing (or is not a plain file)")
             continue
         digest = sha256_file(path)
         if not isinstance(info, dict) or digest != info.get("sha256"):
             expected = str(info.get("sha256") if isinstance(info, dict) else info)
-            result.problems.append(f"{name} was modified: sha256 {digest[:16]}... differs from the manifest's {expected[:16]}...")
+            problems.append(f"{name} was modified: sha256 {digest[:16]}... differs from the manifest's {expected[:16]}...")
     for path in sorted(folder.iterdir()):
         if path.name != "manifest.json" and path.name not in files:
-            result.problems.append(f"{path.name} is not listed in the manifest")
-    return result
+            problems.append(f"{path.name} is not listed in the manifest")
+    return problems
 
 
 def row_mismatches(row: dict[str, Any], manifest: dict[str, Any]) -> list[str]:

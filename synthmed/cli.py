@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from data_schemas.errors import SchemaError, UnknownSchemaError
@@ -30,10 +31,14 @@ generators_app = typer.Typer(help="Registered generators.", no_args_is_help=True
 app.add_typer(generators_app, name="generators")
 releases_app = typer.Typer(help="Releases in the store's catalog.", no_args_is_help=True)
 app.add_typer(releases_app, name="releases")
+audit_app = typer.Typer(help="Check the store's integrity; rebuild a lost catalog from the manifests.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 _WIDTH = None if sys.stdout.isatty() else 160  # rich assumes 80 columns when piped
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+# markup and emoji off: ids, values and messages come from users' data and are printed as they are;
+# the few decorated lines opt in with markup=True and escape() every value they hold
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH, markup=False, emoji=False)
 
 # typer 0.2x vendors its own copy of click: usage errors and aborts may come from either copy
 _TYPER_CLICK = sys.modules[typer.BadParameter.__module__]
@@ -87,7 +92,7 @@ def _progress(quiet: bool):
     """A progress callback printing steps to stderr, or None when quiet."""
     if quiet:
         return None
-    return lambda message: err.print(f"[dim]…[/dim] {message}")
+    return lambda message: err.print(f"[dim]…[/dim] {escape(str(message))}", markup=True)
 
 
 def _optional_secret(secret_file: Path | None) -> bytes | None:
@@ -106,7 +111,7 @@ def _store(store: Path | None):
     from synth.release import Store
     from synth.store import resolve_store
 
-    return Store(resolve_store(store))
+    return Store(resolve_store(store), notify=lambda message: err.print(message))
 
 
 @app.command()
@@ -133,7 +138,7 @@ def _print_report(report: object) -> None:
 
     assert isinstance(report, ValidationReport)
     status = "[green]valid[/green]" if report.ok else f"[red]{len(report.problems)} problem(s)[/red]"
-    out.print(f"{report.source} against schema [bold]{report.schema}[/bold]: {status}")
+    out.print(f"{escape(str(report.source))} against schema [bold]{escape(report.schema)}[/bold]: {status}", markup=True)
     table = RichTable("table", "rows", "files")
     for name, rows in report.rows.items():
         files = report.files.get(name, [])
@@ -142,7 +147,7 @@ def _print_report(report: object) -> None:
     for note in report.notes:
         out.print(f"note: {note}")
     for problem in report.problems:
-        out.print(f"[red]-[/red] {problem.render()}", markup=True)
+        out.print(f"[red]-[/red] {escape(problem.render())}", markup=True)
 
 
 @schemas_app.command("list")
@@ -319,6 +324,10 @@ def release(
     quiet: QuietOpt = False,
     epsilon: EpsilonOpt = None,
     delta: DeltaOpt = None,
+    requested_by: Annotated[
+        Optional[str],
+        typer.Option("--requested-by", help="Who asks for this release (default: the OS user); that identity cannot approve it in the review app."),
+    ] = None,
 ) -> None:
     """Fit on the train split, sample a cohort, and register it as an immutable release."""
     from synth.pipeline import release as run_release
@@ -326,7 +335,7 @@ def release(
     info = run_release(
         load_schema(schema), data_dir, generator=generator, params=_params(param), store=_store(store),
         n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
-        progress=_progress(quiet), epsilon=epsilon, delta=delta,
+        progress=_progress(quiet), epsilon=epsilon, delta=delta, requested_by=requested_by,
     )
     rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
     out.print(f"release {info.release_id}: {rows}")
@@ -337,6 +346,7 @@ def release(
 def releases_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Releases in the catalog, newest first."""
     st = _store(store)
+    st.check_catalog()
     rows = st.catalog.releases()
     if as_json:
         out.print_json(json.dumps(rows, default=str))
@@ -362,11 +372,12 @@ def releases_show(release_id: Annotated[str, typer.Argument(help="Release id.")]
     if as_json:
         out.print_json(json.dumps({"catalog": row, "manifest": manifest}, default=str))
         return
-    out.print(f"[bold]{release_id}[/bold]  ({row['path']})")
+    out.print(f"[bold]{escape(release_id)}[/bold]  ({escape(str(row['path']))})", markup=True)
     out.print(f"schema {manifest['schema']['name']} ({manifest['schema']['hash'][:12]}), generator {manifest['generator']['name']} {json.dumps(manifest['generator']['params'], default=str)}")
     out.print(f"seed {manifest['seed']}, {manifest['n_patients']:,} patients, created {manifest['created_at']}")
     out.print("rows: " + ", ".join(f"{t} {n:,}" for t, n in manifest["rows"].items()))
-    out.print(f"source fingerprint {manifest['source']['fingerprint'][:16]}..., split {manifest['source']['split']['n_train']:,} train / {manifest['source']['split']['n_holdout']:,} holdout")
+    split = manifest["source"]["split"]
+    out.print(f"split seed {split['seed']}, holdout fraction {split['holdout_fraction']:g} (split sizes and fingerprints are private)")
     if manifest["generator"].get("epsilon") is not None:
         out.print(f"differentially private: epsilon {manifest['generator']['epsilon']}, delta {manifest['generator'].get('delta')}")
     fixes = manifest.get("sample_report", {}).get("rules", {})
@@ -376,17 +387,62 @@ def releases_show(release_id: Annotated[str, typer.Argument(help="Release id.")]
 
 @releases_app.command("verify")
 def releases_verify(release_id: Annotated[str, typer.Argument(help="Release id.")], store: StoreOpt = None) -> None:
-    """Recompute every file hash against the manifest (and the manifest's against the catalog)."""
+    """Check a release: files against the manifest, manifest against the catalog row, and the catalog's hash chain."""
     from synth.release import verify_release
 
     result = verify_release(_store(store), release_id)
     if result.ok:
-        out.print(f"release {release_id}: all files match the manifest")
+        out.print(f"release {release_id}: all files match the manifest, the manifest matches the catalog row")
+        if result.chain is not None:
+            out.print(result.chain.summary)
         return
     err.print(f"release {release_id} FAILED verification:", markup=False)
     for problem in result.problems:
         err.print(f"  - {problem}", markup=False)
     raise typer.Exit(EXIT_INVALID)
+
+
+@audit_app.command("verify")
+def audit_verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the whole store: the catalog's hash chain and signed head, every release, unregistered folders."""
+    from synth.audit import verify_store
+
+    result = verify_store(_store(store))
+    if as_json:
+        out.print_json(json.dumps({
+            "store": str(result.store), "ok": result.ok, "releases": result.releases, "problems": result.problems,
+            "notes": result.notes, "chain": None if result.chain is None else {
+                "ok": result.chain.ok, "entries": result.chain.entries, "head": result.chain.head},
+        }))
+    else:
+        for note in result.notes:
+            out.print(f"note: {note}")
+        if result.ok:
+            chain = result.chain.summary if result.chain is not None else "no catalog"
+            out.print(f"store {result.store}: {result.releases} release(s) verified; {chain}")
+        else:
+            err.print(f"store {result.store} FAILED verification ({len(result.problems)} problem(s)):")
+            for problem in result.problems:
+                err.print(f"  - {problem}")
+    if not result.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@audit_app.command("rebuild")
+def audit_rebuild(store: StoreOpt = None) -> None:
+    """Make a new catalog from the release manifests when it is missing or has no chain (the old file is kept)."""
+    from synth.audit import rebuild_catalog
+
+    st = _store(store)
+    done = rebuild_catalog(st)
+    for path in done.kept:
+        out.print(f"kept the old file as {path}")
+    out.print(f"registered {len(done.registered)} release(s) from their manifests in {st.catalog.path}")
+    for name, problems in done.skipped.items():
+        out.print(f"not registered: releases/{name}: {'; '.join(problems)}")
+    if done.kept:
+        out.print("evaluations and reviews of the old catalog were not carried over (they could not be verified): "
+                  "evaluate the releases again with `synthmed evaluate RELEASE_ID --data DIR`")
 
 
 def _debug() -> bool:
@@ -403,7 +459,7 @@ def _metric_progress(quiet: bool):
     """A per-metric progress line on stderr, or None when quiet."""
     if quiet:
         return None
-    return lambda spec, i, n: err.print(f"[dim]… [{i + 1}/{n}][/dim] {spec.name}")
+    return lambda spec, i, n: err.print(f"[dim]… \\[{i + 1}/{n}][/dim] {escape(spec.name)}", markup=True)
 
 
 @app.command()
@@ -473,7 +529,7 @@ def _print_scorecard(outcome: object, title: str | None = None) -> None:
         table.add_row(row.label, row.value, row.ci, row.verdict)
     out.print(table)
     colour = {"low": "green", "medium": "yellow", "high": "red"}[outcome.risk_level]
-    out.print(f"overall risk [{colour}]{outcome.risk_level}[/{colour}] (policy {outcome.verdict.policy})")
+    out.print(f"overall risk [{colour}]{escape(outcome.risk_level)}[/{colour}] (policy {escape(str(outcome.verdict.policy))})", markup=True)
     for reason in outcome.verdict.reasons[:5]:
         out.print(f"  - {reason}", markup=False)
     if len(outcome.verdict.reasons) > 5:
@@ -497,17 +553,32 @@ def report(
 def app_command(
     store: StoreOpt = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve the app on.")] = 8501,
-    address: Annotated[str, typer.Option("--address", help="Address to bind; 0.0.0.0 serves other machines too.")] = "localhost",
+    address: Annotated[str, typer.Option("--address", help="Address to bind; anything but localhost needs sign-in (--auth).")] = "localhost",
+    auth: Annotated[
+        Optional[Path],
+        typer.Option("--auth", help="TOML file with Streamlit's [auth] section for the hospital's identity provider "
+                                    "(else $SYNTHMED_AUTH, else .streamlit/secrets.toml). Without it: read-only, localhost only."),
+    ] = None,
+    allowed_host: Annotated[
+        Optional[list[str]],
+        typer.Option("--allowed-host", help="Another host name browsers use to reach the app (e.g. behind a proxy), repeatable."),
+    ] = None,
 ) -> None:
     """Open the review app on the store: compare releases, read their risks, approve or reject (Streamlit, headless)."""
-    from synthmed.review_app.launch import streamlit_command
+    from synthmed.review_app.launch import plan
 
     root = _store(store).root
-    argv, env = streamlit_command(root, port=port, address=address)
+    serve = plan(root, port=port, address=address, auth_file=auth, extra_hosts=allowed_host or ())
     err.print(f"review app for store {root.absolute()} on http://{address}:{port} (Ctrl+C stops it)", markup=False)
+    if serve.sign_in is None:
+        err.print("sign-in is not configured, so the app is read-only: see the README, 'Sign-in', to let reviewers decide",
+                  markup=False)
+    else:
+        err.print(f"sign-in with provider {serve.sign_in.provider!r} ({serve.auth_file}); "
+                  f"answers to host names {', '.join(serve.hosts)}", markup=False)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(argv[0], argv, env)
+    os.execvpe(serve.argv[0], serve.argv, serve.env)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one message and a non-zero exit."""

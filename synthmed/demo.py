@@ -1,13 +1,16 @@
 """``synthmed demo``: simulate the kr_claims demo population, validate it, pseudonymise and split it."""
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from data_schemas.io import load_schema
 from synth.demo_population import simulate
@@ -54,8 +57,9 @@ def _demo_secret(demo_dir: Path, console: Console | None) -> bytes:
     key_file = demo_dir / "demo-secret.key"
     if not key_file.exists():
         demo_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # never readable by others
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
         if console:
             console.print(
                 f"no {SECRET_ENV} set: generated a random pseudonymisation key for the simulated demo in {key_file} "
@@ -127,7 +131,7 @@ def run_demo(
 
 def _summary(out: Console, result: DemoResult) -> None:
     rec = result.prepared.split
-    out.print(f"[bold]synthmed demo[/bold]: kr_claims population in {result.raw_dir} (valid)")
+    out.print(f"[bold]synthmed demo[/bold]: kr_claims population in {escape(str(result.raw_dir))} (valid)", markup=True)
     table = RichTable("table", "rows", "train", "holdout")
     for name, rows in result.rows.items():
         table.add_row(
@@ -143,7 +147,8 @@ def _summary(out: Console, result: DemoResult) -> None:
     out.print(f"pseudonymised: {hashed}; emptied: {emptied}")
     for info in result.releases:
         rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
-        out.print(f"release [bold]{info.release_id}[/bold] ({info.manifest['generator']['name']}): {rows}")
+        out.print(f"release [bold]{escape(info.release_id)}[/bold] ({escape(info.manifest['generator']['name'])}): {escape(rows)}",
+                  markup=True)
     if result.evaluations:
         _scorecards(out, result)
 
@@ -161,7 +166,7 @@ def _scorecards(out: Console, result: DemoResult) -> None:
             cells.append("-" if row is None else row.value + (f" ({row.verdict})" if row.verdict else ""))
         table.add_row(label, *cells)
     colour = {"low": "green", "medium": "yellow", "high": "red"}
-    table.add_row("overall risk (policy)", *[f"[{colour[e.risk_level]}]{e.risk_level}[/{colour[e.risk_level]}]" for e in result.evaluations])
+    table.add_row("overall risk (policy)", *[Text(e.risk_level, style=colour[e.risk_level]) for e in result.evaluations])
     out.print(table)
     for info, e in zip(result.releases, result.evaluations):
         out.print(f"{info.release_id}: risk {e.risk_level}; " + "; ".join(e.verdict.reasons[:2]), markup=False)

@@ -1,7 +1,8 @@
 """Evaluate a release (or folders made by other tools): run the metrics, judge them, store the aggregates.
 
-A release is evaluated against the very train/holdout split it was fitted on: the split recorded in
-its manifest is redone on ``--data`` and its fingerprints must match, so a member is always a patient
+A release is evaluated against the very train/holdout split it was fitted on: the split parameters in
+its manifest (seed, holdout fraction) are redone on ``--data`` and the fingerprints kept in the catalog's
+private ``release_sources`` record (never in the manifest) must match, so a member is always a patient
 the generator saw and a non-member one it did not. Results go into the catalog in one transaction
 (``Catalog.add_evaluation``): an evaluation lands whole or not at all, with the library versions used.
 """
@@ -116,9 +117,17 @@ def release_context(
             f"schema {schema.name!r} changed since release {release_id} was made "
             f"(hash {schema.fingerprint[:12]} now, {manifest['schema']['hash'][:12]} then)"
         )
-    split = manifest["source"]["split"]
+    public = manifest["source"]["split"]
+    private = store.catalog.release_source(release_id)
+    if private is None:
+        raise ReleaseMismatchError(
+            f"the catalog {store.catalog.path} has no private source record of release {release_id} (split sizes and "
+            "fingerprints are kept there, never in the manifest; a catalog rebuilt from manifests has none), so "
+            "there is no way to check that --data is the data it was fitted on"
+        )
+    split = json.loads(private["split_json"])
     data = read_training_input(
-        schema, data_dir, secret=secret, split_seed=int(split["seed"]), holdout_fraction=float(split["holdout_fraction"])
+        schema, data_dir, secret=secret, split_seed=int(public["seed"]), holdout_fraction=float(public["holdout_fraction"])
     )
     for side in ("train", "holdout"):
         if getattr(data.split, f"{side}_fingerprint") != split[f"{side}_fingerprint"]:
@@ -156,6 +165,7 @@ def evaluate_release(
     progress: Progress | None = None,
 ) -> EvaluationOutcome:
     """Evaluate a release on its own split and store the results in the catalog (one transaction)."""
+    store.preflight()  # a catalog that could not take the evaluation fails before the metrics run
     ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow)
     try:
         evaluation = run_metrics(ctx, metrics, progress=progress)
