@@ -361,11 +361,16 @@ _names = ["id", "patient_id", "code", "dx_code", "birth_dt", "amount", "name", "
     columns=st.lists(st.sampled_from(_names), min_size=2, max_size=4, unique=True),
     rows=st.lists(st.lists(_cell, min_size=4, max_size=4), min_size=1, max_size=25),
     parquet=st.booleans(),
+    at=st.integers(0, 4),
 )
-def test_draft_always_validates_its_folder(columns: list[str], rows: list[list[str | None]], parquet: bool) -> None:
+def test_draft_always_validates_its_folder(columns: list[str], rows: list[list[str | None]], parquet: bool, at: int) -> None:
+    """Whatever the other values, a table with a row id drafts a schema that validates it."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cut = [row[: len(columns)] for row in rows]
+        at = min(at, len(columns))
+        columns = columns[:at] + ["row_id"] + columns[at:]
+        cut = [r[:at] + [f"r{i}"] + r[at:] for i, r in enumerate(cut)]
         if parquet:
             pq.write_table(pa.table({c: pa.array([r[i] for r in cut], pa.string()) for i, c in enumerate(columns)}),
                            folder / "table_a.parquet")
@@ -373,5 +378,6 @@ def test_draft_always_validates_its_folder(columns: list[str], rows: list[list[s
             _write_csv(folder / "table_a.csv", columns, cut)
         schema = infer_schema(folder)
         assert parse_schema(schema_to_yaml(schema)).model_dump() == schema.model_dump()
+        assert schema.patient_table.columns[schema.patient.column].type == "id"
         _, report = read_dataset(schema, folder)
         assert report.ok, report.render()
