@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from synth.catalog import DECISIONS
+from synth.catalog import HEAD_FILE, ChainState
 from synth.errors import CatalogError, ReleaseError
 from synth.release import Store, VerifyResult, read_manifest, verify_release
-from synthmed.review_app.errors import ReviewRefusedError
+from synthmed.review_app.access import Identity, load_review_config
+from synthmed.review_app.decisions import ReviewRow, record_decision, release_status
 
 T = TypeVar("T")
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 DECISION_LABELS = {"approve": "approve", "reject": "reject", "request_changes": "request changes"}
-STATUS_LABELS = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}
 MIA_PATTERN = "privacy.mia.%.auc"
 ANONYMETER = {
     "privacy.singling_out.risk": "singling out",
@@ -70,6 +70,11 @@ def releases_frame(store: Store) -> pd.DataFrame:
     """One row per release: what it is, its latest evaluation (fidelity, risk, policy verdict), review, epsilon."""
     rows = _read(store.catalog.releases)
     policies = _read(lambda: _policies(store, [r["evaluation_id"] for r in rows if r.get("evaluation_id")]))
+    reviews: dict[str, list[ReviewRow]] = {}
+    for rv in _read(lambda: store.catalog.reviews()):
+        reviews.setdefault(rv["release_id"], []).append(
+            ReviewRow(rv["decision"], rv.get("issuer"), rv.get("subject"), rv["manifest_hash"]))
+    required = load_review_config(store).approvals_required
     out = []
     for r in rows:
         policy = policies.get(r.get("evaluation_id") or "")
@@ -84,7 +89,9 @@ def releases_frame(store: Store) -> pd.DataFrame:
                 "fidelity": r["fidelity"],
                 "risk_level": r["risk_level"] or "not evaluated",
                 "policy_verdict": verdict_text(policy),
-                "review_status": STATUS_LABELS.get(r["review_status"] or "", "not reviewed"),
+                "review_status": release_status(reviews.get(r["release_id"], []), r["manifest_hash"], required),
+                "requested_by": r.get("requested_by"),
+                "requested_os_user": r.get("requested_os_user"),
                 "differentially_private": bool(r["differentially_private"]),
                 "epsilon": r["epsilon"],
                 "delta": r["delta"],
@@ -93,8 +100,8 @@ def releases_frame(store: Store) -> pd.DataFrame:
             }
         )
     columns = ["release_id", "schema", "generator", "family", "patients", "created", "fidelity", "risk_level",
-               "policy_verdict", "review_status", "differentially_private", "epsilon", "delta", "evaluation_id",
-               "manifest_hash"]
+               "policy_verdict", "review_status", "requested_by", "requested_os_user", "differentially_private", "epsilon", "delta",
+               "evaluation_id", "manifest_hash"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -392,14 +399,21 @@ def policy_frame(evaluation: StoredEvaluation) -> pd.DataFrame:
 
 
 def empirical_epsilons(evaluation: StoredEvaluation | None) -> list[dict[str, Any]]:
-    """Results that estimate epsilon from attacks (an empirical lower bound), where the evaluation has any."""
+    """Results that estimate epsilon empirically (a lower bound), where the evaluation has any.
+
+    ``limit`` is the largest bound the audit's design could show (the top of the result's range), and
+    ``limit_text`` says so: "the audit cannot show more than X".
+    """
     if evaluation is None:
         return []
-    return [
-        {"name": name, "value": r.get("value"), "ci": r.get("ci"), "notes": r.get("notes") or []}
-        for name, r in evaluation.results.items()
-        if "epsilon" in name and r.get("value") is not None
-    ]
+    out = []
+    for name, r in evaluation.results.items():
+        if "epsilon" not in name or r.get("value") is None:
+            continue
+        limit = (r.get("range") or [None, None])[1]
+        out.append({"name": name, "value": r.get("value"), "ci": r.get("ci"), "notes": r.get("notes") or [], "limit": limit,
+                    "limit_text": "" if limit is None else f"the audit cannot show more than {limit:.2f}"})
+    return out
 
 
 def results_matrix(evaluations: dict[str, StoredEvaluation]) -> pd.DataFrame:
@@ -442,7 +456,10 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def manifest_summary(store: Store, release_id: str) -> dict[str, Any]:
-    """The manifest's generator, parameters, seed, split sizes and epsilon (a broken manifest says why)."""
+    """The manifest's generator, parameters, seed, split parameters and epsilon (a broken manifest says why).
+
+    Split sizes and fingerprints are private (the catalog's ``release_sources``): the app never reads them.
+    """
     try:
         m = read_manifest(store, release_id)
     except ReleaseError as exc:
@@ -460,15 +477,18 @@ def manifest_summary(store: Store, release_id: str) -> dict[str, Any]:
         "rows": m.get("rows", {}),
         "created_at": m.get("created_at"),
         "schema": m.get("schema", {}),
-        "train_patients": split.get("n_train"),
-        "holdout_patients": split.get("n_holdout"),
+        "split_seed": split.get("seed"),
+        "holdout_fraction": split.get("holdout_fraction"),
         "library_versions": m.get("library_versions", {}),
     }
 
 
 def files_signature(store: Store, release_id: str) -> tuple[tuple[str, int, int], ...]:
     """(name, size, mtime_ns) of the release's files: changes whenever a file does (a cache key for verify)."""
-    folder = store.release_dir(release_id)
+    try:
+        folder = store.release_dir(release_id)
+    except ReleaseError:
+        return ()
     if not folder.is_dir():
         return ()
     return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()))
@@ -476,58 +496,67 @@ def files_signature(store: Store, release_id: str) -> tuple[tuple[str, int, int]
 
 def verify(store: Store, release_id: str) -> VerifyResult:
     """Recompute the release's file hashes against its manifest and the catalog (see ``verify_release``)."""
-    if not store.release_dir(release_id).is_dir():
-        result = VerifyResult(release_id)
-        result.problems.append(f"the release folder {store.release_dir(release_id)} is missing")
+    result = VerifyResult(release_id)
+    try:
+        folder = store.release_dir(release_id)
+    except ReleaseError as exc:
+        result.problems.append(str(exc))
+        return result
+    if not folder.is_dir():
+        result.problems.append(f"the release folder {folder} is missing")
         return result
     return verify_release(store, release_id)
 
 
-def review_problems(decision: str, reviewer: str, comment: str) -> list[str]:
-    """What is missing from a review form (empty when it can be recorded)."""
-    problems = []
-    if decision not in DECISIONS:
-        problems.append(f"the decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
-    if not reviewer.strip():
-        problems.append("give the reviewer's name")
-    if decision in ("reject", "request_changes") and not comment.strip():
-        problems.append(f"say why in the comment (a {DECISION_LABELS.get(decision, decision)} needs one)")
-    return problems
+def chain_state(store: Store) -> ChainState:
+    """The catalog checked against its hash chain and signed head (every row rehashed)."""
+    return _read(store.catalog.chain_state)
 
 
-def submit_review(store: Store, release_id: str, *, decision: str, reviewer: str, comment: str) -> str:
-    """Append a review with the release's manifest hash; an approval first verifies the files and needs an evaluation.
-
-    Raises ReviewRefusedError with every reason when the review cannot be recorded as asked.
-    """
-    problems = review_problems(decision, reviewer, comment)
-    row = _read(lambda: store.catalog.release(release_id))
-    if decision == "approve" and not problems:
-        check = verify(store, release_id)
-        problems += [f"the release fails verification: {p}" for p in check.problems]
-        if not _read(lambda: store.catalog.evaluations(release_id)):
-            problems.append(f"the release has no evaluation: run `synthmed evaluate {release_id} --data DIR` first")
-    if problems:
-        raise ReviewRefusedError(release_id, problems)
-    return store.catalog.add_review(release_id, decision=decision, reviewer=reviewer, comment=comment.strip(),
-                                    manifest_hash=row["manifest_hash"])
+def chain_signature(store: Store) -> tuple[int, int, int, int]:
+    """(size, mtime_ns) of the catalog and its signed head: changes whenever a write does (a cache key)."""
+    stats = [p.stat() if p.exists() else None for p in (store.catalog.path, store.root / HEAD_FILE)]
+    return tuple(v for st_ in stats for v in ((st_.st_size, st_.st_mtime_ns) if st_ else (0, 0)))  # type: ignore[return-value]
 
 
-AUDIT_COLUMNS = ["created_at", "review_id", "release_id", "decision", "reviewer", "comment", "manifest_hash"]
+def chain_problems(store: Store) -> list[str]:
+    """What is wrong with the catalog's audit chain (empty: intact); an approval is refused while there is any."""
+    return list(chain_state(store).problems)
+
+
+def submit_review(store: Store, release_id: str, *, identity: Identity | None, decision: str, comment: str = "",
+                  override: bool = False, justification: str = "") -> str:
+    """Append a decision under the signed-in identity, if the rules allow it (see ``decisions.record_decision``)."""
+    return record_decision(store, release_id, identity=identity, decision=decision, comment=comment,
+                           override=override, justification=justification)
+
+
+AUDIT_COLUMNS = ["created_at", "review_id", "release_id", "decision", "display_name", "email", "role", "override",
+                 "justification", "comment", "risk_level", "evaluation_id", "manifest_hash", "issuer", "subject"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def reviews_frame(store: Store, release_id: str | None = None) -> pd.DataFrame:
     """The audit trail (oldest first), of one release or of all."""
     rows = _read(lambda: store.catalog.reviews(release_id))
-    return pd.DataFrame(rows, columns=AUDIT_COLUMNS) if rows else pd.DataFrame(columns=AUDIT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=AUDIT_COLUMNS) if rows else pd.DataFrame(columns=AUDIT_COLUMNS)
+    return frame.assign(override=frame["override"].fillna(False).astype(bool))
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would read as a formula (= + - @ tab CR first) gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def audit_csv(store: Store) -> bytes:
-    """Every review ever recorded, oldest first, as CSV (UTF-8, one header row)."""
+    """Every review ever recorded, oldest first, as CSV (UTF-8, one header row), safe to open in a spreadsheet."""
     rows = _read(lambda: store.catalog.reviews())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=AUDIT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({**r, "created_at": r["created_at"].isoformat(sep=" ") if r["created_at"] else ""})
+        r = {**r, "created_at": r["created_at"].isoformat(sep=" ") if r["created_at"] else ""}
+        writer.writerow({k: spreadsheet_safe(v) for k, v in r.items()})
     return buf.getvalue().encode("utf-8")

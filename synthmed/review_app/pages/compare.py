@@ -20,7 +20,8 @@ def render() -> None:
     asked = ui.query_list("release")
     unknown = [r for r in asked if r not in ids]
     if unknown:
-        st.warning(f"Not in the catalog: {', '.join(f'`{u}`' for u in unknown)}", icon=":material/warning:")
+        st.warning("Not in the catalog:", icon=":material/warning:")
+        st.text("\n".join(unknown))
     default = [r for r in asked if r in ids] or ids[:2]
     selected = st.multiselect("Releases", ids, default=default, key="cmp_releases",
                               help="two or more releases; newest first")
@@ -75,10 +76,10 @@ def _score_cards(rows: pd.DataFrame, evals: dict[str, StoredEvaluation | None]) 
         row = rows.loc[rid]
         h = data.headline(ev)
         with col.container(border=True):
-            st.markdown(f"**{row['generator']}** · {row['schema']} · {row['patients']:,} patients")
-            st.caption(rid)
-            badge = ui.RISK_BADGES.get(h.get("risk_level") or "", ":gray-badge[not evaluated]")
-            st.markdown(f"{badge} {h.get('verdict', '')}")
+            st.text(f"{row['generator']} · {row['schema']} · {row['patients']:,} patients")
+            st.text(rid)
+            st.markdown(ui.RISK_BADGES.get(h.get("risk_level") or "", ":gray-badge[not evaluated]"))
+            st.text(str(h.get("verdict", "")))
             a, b = st.columns(2)
             a.metric("Overall fidelity", data.fmt(h.get("fidelity")), help="mean of column shapes and pair trends")
             b.metric("Worst attack AUC", data.fmt(h.get("mia_auc")),
@@ -90,8 +91,9 @@ def _score_cards(rows: pd.DataFrame, evals: dict[str, StoredEvaluation | None]) 
                      help="the generator's differential-privacy budget" + ("" if pd.isna(row["delta"]) else f" (δ = {row['delta']:g})"))
             empirical = data.empirical_epsilons(ev)
             b.metric("Empirical ε ≥", data.fmt(max(e["value"] for e in empirical)) if empirical else "–",
-                     help="lower bound on epsilon implied by the attacks, where the evaluation has one")
-            st.markdown(f"Review: {row['review_status']}")
+                     help="lower bound on epsilon from the canary audit (`--audit canaries`), where the evaluation has one"
+                     + "".join(f"; {e['limit_text']}" for e in empirical if e["limit_text"]))
+            st.text(f"review: {row['review_status']}")
             st.page_link(review_page, label="Review this release", icon=":material/fact_check:", query_params={"release": rid})
 
 
@@ -105,7 +107,8 @@ def _tradeoff(frame: pd.DataFrame, selected: list[str]) -> None:
     st.altair_chart(charts.tradeoff(plotted, selected), width="stretch", key="cmp_tradeoff")
     left_out = sorted(set(frame["release_id"]) - set(plotted["release_id"]))
     if left_out:
-        st.caption(f"Not plotted (no fidelity or no attack AUC): {', '.join(left_out)}")
+        st.caption("Not plotted (no fidelity or no attack AUC):")
+        st.text("\n".join(left_out))
 
 
 def _marginals(evaluated: dict[str, StoredEvaluation]) -> None:
@@ -130,7 +133,7 @@ def _marginals(evaluated: dict[str, StoredEvaluation]) -> None:
         frame = data.marginal_frame(ev, table, column)
         with col:
             if frame is None:
-                st.caption(f"{rid}: no aggregate stored for {table}.{column}")
+                st.text(f"{rid}: no aggregate stored for {table}.{column}")
             else:
                 st.altair_chart(charts.marginal(frame, title=f"{ui.short_id(rid, 48)}"), width="stretch",
                                 key=f"cmp_marg_{rid}")
@@ -148,7 +151,7 @@ def _pairs(evaluated: dict[str, StoredEvaluation]) -> None:
     for rid, frame in frames.items():
         part = frame[frame["table"] == table]
         if part.empty:
-            st.caption(f"{rid}: no pair scored in {table}")
+            st.text(f"{rid}: no pair scored in {table}")
             continue
         mean = part["value"].mean()
         st.altair_chart(charts.pair_heatmap(part, title=f"{rid} · mean {mean:.3f}"), width="stretch",
@@ -168,7 +171,7 @@ def _attacks(evaluated: dict[str, StoredEvaluation], rows: pd.DataFrame) -> None
             with col:
                 st.altair_chart(charts.roc(roc[roc["attack"] == attack], title=f"{attack} attack"), key=f"cmp_roc_{attack}")
         st.dataframe(data.mia_table(evaluated), hide_index=True, width="stretch", key="cmp_mia_table")
-    st.markdown("**Epsilon**")
+    st.markdown("**Epsilon**")  # fixed text
     eps_rows = []
     for rid, ev in evaluated.items():
         row = rows.loc[rid]
@@ -181,6 +184,7 @@ def _attacks(evaluated: dict[str, StoredEvaluation], rows: pd.DataFrame) -> None
             "empirical ε lower bound": "; ".join(
                 f"{e['name']}: {data.fmt(e['value'])}" + (f" [{data.fmt(e['ci'][0])}, {data.fmt(e['ci'][1])}]" if e["ci"] else "")
                 for e in empirical) or "not in the results",
+            "the audit cannot show more than": "; ".join(data.fmt(e["limit"], 2) for e in empirical if e["limit"] is not None) or None,
         })
     st.dataframe(pd.DataFrame(eps_rows), hide_index=True, width="stretch", key="cmp_epsilon")
 
@@ -216,22 +220,23 @@ def _anonymeter(evaluated: dict[str, StoredEvaluation]) -> None:
                                 for c in ("value", "ci_low", "ci_high", "attack_rate", "baseline_rate", "control_rate")})
     weak = frame[frame["better_than_baseline"] == False]  # noqa: E712 (None means unknown)
     for r in weak.itertuples(index=False):
-        st.warning(f"{r.release_id}: the {r.risk} attack is no better than a random guess, so its risk estimate "
-                   "cannot be trusted.", icon=":material/warning:")
+        st.warning(f"{ui.code_span(r.release_id)}: the {r.risk} attack is no better than a random guess, so "
+                   "its risk estimate cannot be trusted.", icon=":material/warning:")
 
 
 def _policy(evaluated: dict[str, StoredEvaluation]) -> None:
     show_all = st.toggle("Show passing and skipped results too", value=False, key="cmp_policy_all")
     for col, (rid, ev) in zip(st.columns(len(evaluated)), evaluated.items()):
         with col:
-            st.markdown(f"**{ui.short_id(rid, 48)}**")
+            st.text(ui.short_id(rid, 48))
             if ev.policy is None:
                 st.caption("no policy verdict stored")
                 continue
-            st.markdown(f"{ui.RISK_BADGES.get(ev.policy.get('risk_level', ''), '')} policy "
-                        f"`{ev.policy.get('policy')}` v{ev.policy.get('version')}")
-            for reason in ev.policy.get("reasons", []):
-                st.markdown(f"- {ui.plain(reason)}")
+            badge = ui.RISK_BADGES.get(ev.policy.get("risk_level", ""))
+            if badge:
+                st.markdown(badge)
+            st.text(f"policy {ev.policy.get('policy')} v{ev.policy.get('version')}")
+            st.text("\n".join(f"• {reason}" for reason in ev.policy.get("reasons", [])))
             frame = data.policy_frame(ev)
             if not show_all:
                 frame = frame[frame["status"].isin(["fail", "warn"])].drop(columns="reason")

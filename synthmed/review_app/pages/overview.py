@@ -33,7 +33,7 @@ COLUMNS = {
 def render() -> None:
     store = ui.current_store()
     st.title("Releases")
-    st.caption(f"Store `{store.root}`: every synthetic release with its latest evaluation and review.")
+    st.caption("Every synthetic release of the store with its latest evaluation and review.")
     with ui.plain_errors(store):
         frame = ui.require_releases(store)
 
@@ -57,10 +57,10 @@ def render() -> None:
     if missing:
         st.info(
             f"{len(missing)} release(s) have no evaluation yet, so they show no fidelity or risk: run "
-            f"`synthmed evaluate RELEASE_ID --data DIR` for {', '.join(f'`{m}`' for m in missing[:5])}"
-            + (" ..." if len(missing) > 5 else ""),
+            "`synthmed evaluate RELEASE_ID --data DIR` for each of these:",
             icon=":material/info:",
         )
+        st.text("\n".join(missing[:5]) + ("\n..." if len(missing) > 5 else ""))
 
     from synthmed.review_app.navigation import COMPARE, REVIEW, pages
 
@@ -78,5 +78,6 @@ def render() -> None:
             st.caption("Pick two or more releases to compare them.")
     with c2:
         if picked:
-            st.page_link(nav[REVIEW], label=f"Review {ui.short_id(picked[0])}", icon=":material/fact_check:",
+            st.page_link(nav[REVIEW], label="Review the first release picked", icon=":material/fact_check:",
                          query_params={"release": picked[0]})
+            st.text(ui.short_id(picked[0]))
