@@ -1,5 +1,5 @@
 """Generators: fit on a train split, sample a synthetic cohort (design.md, "Generator")."""
-from synth.generators import baselines, dp_mst, hierarchical, hma, par, sdv_single  # noqa: F401  (register themselves)
+from synth.generators import baselines, cart, dp_mst, hierarchical, hma, par, sdv_single  # noqa: F401  (register themselves)
 from synth.generators.base import Generator, SampleReport, TrainingData, training_data
 from synth.generators.registry import GENERATORS, describe_generators, get_generator
 

@@ -22,6 +22,7 @@ from data_schemas.model import Schema
 from data_schemas.rules import quote, violations_sql
 from synth.errors import DataValidationError, GeneratorError, NotFittedError
 from synth.generators.links import LinkModel, fit_links
+from synth.generators.rare import RareModel, fit_rare
 from synth.load import Dataset, frames_to_dataset
 
 Progress = Callable[[str], None]
@@ -114,6 +115,7 @@ class SampleReport:
     dropped_rows: dict[str, int] = field(default_factory=dict)
     rejected_rows: dict[str, int] = field(default_factory=dict)
     patient_top_ups: int = 0
+    generalised_values: int = 0  # cells whose rare value was replaced (min_patients)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class SampleReport:
             "dropped_rows": self.dropped_rows,
             "rejected_rows": self.rejected_rows,
             "patient_top_ups": self.patient_top_ups,
+            "generalised_values": self.generalised_values,
         }
 
 
@@ -137,16 +140,27 @@ class Generator(ABC):
     # it learns null rates and reference rows from the training data as they are: never for a DP generator
     links_keys: ClassVar[bool] = False
 
-    def __init__(self) -> None:
+    def __init__(self, *, min_patients: int | None = None) -> None:
+        if min_patients is not None and (not isinstance(min_patients, int) or isinstance(min_patients, bool) or min_patients < 1):
+            raise GeneratorError(
+                f"The 'min_patients' parameter of {self.name} must be an int >= 1 or None; got {min_patients!r} instead."
+            )
+        if min_patients is not None and self.differentially_private:
+            raise GeneratorError(f"The 'min_patients' parameter does not apply to {self.name}: it is differentially private")
+        self.min_patients = min_patients
+        self.rare_: RareModel | None = None
         self.schema_: Schema | None = None
-        self.n_train_patients_: int | None = None
         self.last_sample_report_: SampleReport | None = None
         self.links_: LinkModel | None = None
         self._report = SampleReport()
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters, as recorded in a release manifest."""
-        return {}
+        return self._rare_params()
+
+    def _rare_params(self) -> dict[str, Any]:
+        """``min_patients`` when it is set (so manifests of generators without it stay as they were)."""
+        return {"min_patients": self.min_patients} if self.min_patients is not None else {}
 
     @property
     def epsilon(self) -> float | None:
@@ -161,6 +175,14 @@ class Generator(ABC):
         """How a DP generator spent its budget (aggregates only), recorded in the release manifest."""
         return None
 
+    def release_size(self, n_train: int) -> int | None:
+        """Patients a release samples when the user names no number: as many as trained on.
+
+        A differentially private generator overrides it with an estimate from its noisy measurements
+        (the exact training size is a function of every patient), or None when it has none.
+        """
+        return n_train
+
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train: Dataset, *, progress: Progress | None = None) -> Generator:
         """Fit on the train split (validated by the loader) and return self."""
@@ -168,9 +190,9 @@ class Generator(ABC):
         if data.frames[train.schema.patient.table].empty:
             raise GeneratorError("the training data has no patients")
         self.schema_ = train.schema
-        self.n_train_patients_ = data.n_patients()
         self._fit(data, progress or (lambda _msg: None))
         self.links_ = fit_links(train.schema, data.frames) if self.links_keys else None
+        self.rare_ = fit_rare(train.schema, data.frames, self.min_patients) if self.min_patients else None
         return self
 
     @abstractmethod
@@ -201,14 +223,14 @@ class Generator(ABC):
         rng = np.random.default_rng(seed)
         report = SampleReport()
         self._report = report
-        frames = self._sample(int(n_patients), rng, seed)
+        frames = self._generalise(self._sample(int(n_patients), rng, seed), report)
         frames = self._enforce(frames, rng, report, progress)
         top_up_seed = seed
         while _n_patients(schema, frames) < n_patients and report.patient_top_ups < self.max_rounds:
             report.patient_top_ups += 1
             top_up_seed += 1_000_003
             missing = n_patients - _n_patients(schema, frames)
-            extra = self._sample(max(missing * 2, 10), np.random.default_rng(top_up_seed), top_up_seed)
+            extra = self._generalise(self._sample(max(missing * 2, 10), np.random.default_rng(top_up_seed), top_up_seed), report)
             extra = self._enforce(extra, rng, report, progress)
             frames = _concat(schema, frames, extra)
         frames = _trim(schema, frames, n_patients)
@@ -222,6 +244,14 @@ class Generator(ABC):
         if not validation.ok:
             raise DataValidationError(validation)
         return dataset
+
+    def _generalise(self, frames: dict[str, pd.DataFrame], report: SampleReport) -> dict[str, pd.DataFrame]:
+        """Values held by fewer than ``min_patients`` training patients replaced (synth.generators.rare)."""
+        if getattr(self, "rare_", None) is None:
+            return frames
+        frames, replaced = self.rare_.apply(frames)  # type: ignore[union-attr]
+        report.generalised_values += replaced
+        return frames
 
     def _enforce(
         self, frames: dict[str, pd.DataFrame], rng: np.random.Generator, report: SampleReport, progress: Progress
@@ -312,11 +342,10 @@ def _n_patients(schema: Schema, frames: dict[str, pd.DataFrame]) -> int:
 
 def _violations(schema: Schema, frames: dict[str, pd.DataFrame], table: str) -> dict[str, np.ndarray]:
     """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys)."""
-    import duckdb
+    from synth.load import connect
 
-    con = duckdb.connect(":memory:")
+    con = connect()  # UTC, no file access, configuration locked: rules run on frames only
     try:
-        con.execute("SET TimeZone = 'UTC'")
         needed = {table, *(p[2] for p in schema.path_to_patient(table))}
         for name in needed:
             con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
@@ -341,9 +370,10 @@ def local_rule_mask(schema: Schema, table: str, frame: pd.DataFrame) -> np.ndarr
         return ok
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    from synth.load import connect
+
+    con = connect()  # UTC, no file access, configuration locked: rules run on frames only
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("__pool", frame.assign(__row=np.arange(len(frame))))
         for rule in rules:
             try:

@@ -45,8 +45,8 @@ class CopyGenerator(Generator):
     unsafe: ClassVar[bool] = True
     description: ClassVar[str] = "returns training patients unchanged (worst case, for calibrating the evaluator)"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, min_patients: int | None = None) -> None:
+        super().__init__(min_patients=min_patients)
         self.frames_: dict[str, pd.DataFrame] = {}
         self.patients_: dict[str, np.ndarray] = {}
 
@@ -94,8 +94,8 @@ class IndependentGenerator(Generator):
     description: ClassVar[str] = "each column's marginal only, children counts from their distribution (no correlations)"
     links_keys: ClassVar[bool] = True  # secondary keys and reference tables as for hierarchical
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, min_patients: int | None = None) -> None:
+        super().__init__(min_patients=min_patients)
         self.values_: dict[str, dict[str, np.ndarray]] = {}
         self.counts_: dict[str, np.ndarray] = {}
         self.rows_per_patient_: np.ndarray | None = None

@@ -85,8 +85,15 @@ class HierarchicalGenerator(Generator):
     description: ClassVar[str] = "walks the schema from the patient root: child counts and rows conditioned on the parent, any depth"
     links_keys: ClassVar[bool] = True
 
-    def __init__(self, *, engine: str = "gaussian_copula", engine_params: dict[str, Any] | None = None, max_rows_per_table: int | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        *,
+        engine: str = "gaussian_copula",
+        engine_params: dict[str, Any] | None = None,
+        max_rows_per_table: int | None = None,
+        min_patients: int | None = None,
+    ) -> None:
+        super().__init__(min_patients=min_patients)
         self.engine = engine
         self.engine_params = check_engine_params(engine, dict(engine_params or {}))
         if max_rows_per_table is not None and (not isinstance(max_rows_per_table, int) or max_rows_per_table < 100):
@@ -97,7 +104,7 @@ class HierarchicalGenerator(Generator):
         self.anchor_: str | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"engine": self.engine, "engine_params": self.engine_params, "max_rows_per_table": self.max_rows_per_table}
+        return {"engine": self.engine, "engine_params": self.engine_params, "max_rows_per_table": self.max_rows_per_table, **self._rare_params()}
 
     # -- structure -------------------------------------------------------------------------------
     def _build_tree(self, data: TrainingData) -> dict[str, pd.DataFrame]:

@@ -43,13 +43,13 @@ class HMAGenerator(Generator):
     family: ClassVar[str] = "sdv-multi-table"
     description: ClassVar[str] = "SDV HMA on the whole schema (only within HMA's limits: <= 5 tables, depth <= 2)"
 
-    def __init__(self, *, default_distribution: str = "truncnorm") -> None:
-        super().__init__()
+    def __init__(self, *, default_distribution: str = "truncnorm", min_patients: int | None = None) -> None:
+        super().__init__(min_patients=min_patients)
         self.default_distribution = default_distribution
         self.synthesizer_: Any = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"default_distribution": self.default_distribution}
+        return {"default_distribution": self.default_distribution, **self._rare_params()}
 
     def _fit(self, data: TrainingData, progress: Progress) -> None:
         from sdv.metadata import Metadata

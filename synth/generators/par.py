@@ -79,12 +79,13 @@ class PARGenerator(HierarchicalGenerator):
         engine: str = "gaussian_copula",
         engine_params: dict[str, Any] | None = None,
         max_rows_per_table: int | None = None,
+        min_patients: int | None = None,
     ) -> None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise GeneratorError(f"The 'epochs' parameter of par must be an int >= 1; got {epochs!r} instead.")
         if sequence_table is not None and not isinstance(sequence_table, str):
             raise GeneratorError(f"The 'sequence_table' parameter of par must be a table name or None; got {sequence_table!r} instead.")
-        super().__init__(engine=engine, engine_params=engine_params, max_rows_per_table=max_rows_per_table)
+        super().__init__(engine=engine, engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients)
         self.epochs = epochs
         self.sequence_table = sequence_table
         self.sequence_: str | None = None

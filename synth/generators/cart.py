@@ -1,0 +1,817 @@
+"""``cart``: sequential CART synthesis (synthpop style) over the schema tree, with per-parent event sequences.
+
+Each table is synthesised column by column: a decision tree predicts column j from the columns before it
+(and, below the root, from the parent row and the previous row of the same parent); a synthetic row
+falls into a leaf and takes the value of a random training row of that leaf (a *donor*). Leaves hold
+at least ``min_leaf`` training rows. Donor values keep spikes, zero inflation, rounding and missing
+values exactly as they are in training, which is what a gradient-boosting detector looks for first.
+
+Child tables are generated as sequences within their parent row (claims within a patient, events
+within an encounter): how many rows a parent has is a column of the parent (``__n_<child>``, so zero
+inflation comes from donors too); a child row is predicted from the parent's attributes, its position
+(index, count, rows left), the previous row of the same parent (every column, lagged) and, for a table
+ordered by a date, the time since the previous event (``__t``: the gap, or the first event's offset from
+the parent's first date) and the time elapsed since the parent's anchor. Gaps are non-negative donors,
+so events come out in date order within their parent; same-day clusters (a visit and its pharmacy fill)
+come from the gap being predicted from the previous event. A column that is a function of another in
+training (Synthea's DESCRIPTION of a CODE) is looked up, never drawn.
+
+A table with foreign keys to several patient-side tables hangs under the deepest one whose key is never
+missing in training (Synthea's conditions under their encounter, not directly under the patient), so
+events per admission and dates within an admission are modelled; the patient key is then the parent's.
+Rows that break a schema rule are redrawn from their leaves (up to ``repair_rounds`` times) before the
+base class's enforcement drops what is left. Secondary keys to reference tables are filled by
+``synth.generators.links``.
+
+References: Reiter (2005) "Using CART to generate partially synthetic public use microdata"; Nowok,
+Raab & Dibben (2016) "synthpop: Bespoke creation of synthetic data in R".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from data_schemas.model import Schema
+from synth.errors import GeneratorError
+from synth.generators.base import Generator, Progress, TrainingData, _drop_rows, _violations, breadth_first
+from synth.generators.registry import register
+
+VIRTUAL = "__patient__"
+EPOCH = pd.Timestamp("1970-01-01")
+MAX_DAYS = 106_000  # pandas' nanosecond dates end 106,751 days either side of 1970
+MAX_CLASSES = 40  # a categorical target with more values is fitted on its most frequent ones (+ "other")
+MAX_PARENT_FEATURES = 24
+MAX_ROOT_FEATURES = 10
+T = "__t"  # the time column of a dated table: gap from the previous row, or the first row's offset
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Fractional days since 1970 (NaN where missing): keeps the time of day of timestamps."""
+    ts = pd.to_datetime(values, errors="coerce")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert(None)
+    return ((ts - EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
+
+
+def _from_days(days: np.ndarray) -> pd.Series:
+    """Timestamps from fractional days (NaT where missing or out of pandas' range), to the second."""
+    days = np.asarray(days, dtype="float64")
+    ok = np.isfinite(days) & (np.abs(days) < MAX_DAYS)
+    out = np.full(len(days), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[ok] = (np.rint(days[ok] * 86_400).astype("int64") * 1_000_000_000).astype("datetime64[ns]")
+    return pd.Series(out)
+
+
+@dataclass
+class Leaves:
+    """One column's model: a tree over its predictors and the training values (donors) in each leaf."""
+
+    features: list[str]
+    tree: Any  # a fitted sklearn tree, or None: draw from the column's marginal
+    starts: np.ndarray
+    counts: np.ndarray
+    donors: np.ndarray
+
+    def draw(self, x: np.ndarray | None, rng: np.random.Generator, n: int) -> np.ndarray:
+        """A donor value for each of ``n`` rows (``x``: their predictors, in ``features`` order)."""
+        if self.tree is None or x is None:
+            leaf = np.zeros(n, dtype=np.int64)
+        else:  # the fitted tree's own apply (sklearn's public one re-validates on every call: slow in a loop)
+            leaf = self.tree.tree_.apply(np.ascontiguousarray(x, dtype=np.float32))
+        pick = self.starts[leaf] + np.floor(rng.random(n) * self.counts[leaf]).astype(np.int64)
+        return self.donors[pick]
+
+
+@dataclass
+class Node:
+    """A table in the generation tree and its fitted column models."""
+
+    name: str
+    parent: str | None
+    fk: str | None  # column of this table holding the parent's surrogate key
+    parent_key: str | None  # the parent's key column
+    key: str | None = None  # this table's own key column, if children hang under it
+    patient_col: str | None = None  # column holding the patient key, when it is not ``fk``
+    children: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    numerical: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)  # first date (as __t or absolute days) first
+    sequence: bool = False  # ordered by its first date within the parent: __t is a gap
+    anchored: bool = False  # __t of a first row is an offset from the parent's anchor date
+    static: list[str] = field(default_factory=list)  # virtual root only
+    chain: list[str] = field(default_factory=list)  # modelled columns, in synthesis order
+    derived: dict[str, tuple[str, dict[Any, Any]]] = field(default_factory=dict)
+    ordinals: dict[str, dict[Any, int]] = field(default_factory=dict)
+    models: dict[str, Leaves] = field(default_factory=dict)
+    context: list[str] = field(default_factory=list)  # parent / root columns used as predictors
+    root_context: list[str] = field(default_factory=list)
+    upper: list[str] = field(default_factory=list)  # parent dates no row of this sequence ever passed in training
+
+
+@register
+class CartGenerator(Generator):
+    """Sequential CART synthesis over the schema tree with per-parent sequences (see the module docstring)."""
+
+    name: ClassVar[str] = "cart"
+    family: ClassVar[str] = "tree-sequential"
+    description: ClassVar[str] = (
+        "CART per column with donor values (synthpop style); child rows as sequences within their parent "
+        "(counts, gaps, previous row), events under their admission"
+    )
+    links_keys: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        min_leaf: int = 10,
+        max_rows_per_table: int | None = 200_000,
+        repair_rounds: int = 6,
+        min_patients: int | None = None,
+    ) -> None:
+        super().__init__(min_patients=min_patients)
+        if not isinstance(min_leaf, int) or isinstance(min_leaf, bool) or min_leaf < 1:
+            raise GeneratorError(f"The 'min_leaf' parameter of cart must be an int >= 1; got {min_leaf!r} instead.")
+        if max_rows_per_table is not None and (not isinstance(max_rows_per_table, int) or max_rows_per_table < 100):
+            raise GeneratorError(
+                f"The 'max_rows_per_table' parameter of cart must be an int >= 100 or None; got {max_rows_per_table!r} instead."
+            )
+        if not isinstance(repair_rounds, int) or repair_rounds < 0:
+            raise GeneratorError(f"The 'repair_rounds' parameter of cart must be an int >= 0; got {repair_rounds!r} instead.")
+        self.min_leaf = min_leaf
+        self.max_rows_per_table = max_rows_per_table
+        self.repair_rounds = repair_rounds
+        self.nodes_: dict[str, Node] = {}
+        self.root_: str = ""
+        self.tree_keys_: set[tuple[str, str]] = set()
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            **super().get_params(),
+            "min_leaf": self.min_leaf,
+            "max_rows_per_table": self.max_rows_per_table,
+            "repair_rounds": self.repair_rounds,
+        }
+
+    # -- structure -------------------------------------------------------------------------------
+    def _build_tree(self, data: TrainingData) -> dict[str, pd.DataFrame]:
+        """Nodes from the patient root down; each table under its deepest never-missing patient-side key."""
+        schema = data.schema
+        frames = dict(data.frames)
+        ptable, pcol = schema.patient.table, schema.patient.column
+        nodes: dict[str, Node] = {}
+        if frames[ptable][pcol].is_unique:
+            self.root_ = ptable
+            nodes[ptable] = Node(ptable, None, None, None, key=pcol)
+        else:
+            self.root_ = VIRTUAL
+            attrs = _attribute_columns(schema, ptable)
+            grouped = frames[ptable].groupby(pcol, sort=False)
+            static = [c for c in attrs if grouped[c].nunique(dropna=False).max() <= 1]
+            frames[VIRTUAL] = frames[ptable].groupby(pcol, sort=True, as_index=False).first()[[pcol, *static]]
+            nodes[VIRTUAL] = Node(VIRTUAL, None, None, None, key=pcol, static=static)
+            nodes[ptable] = Node(ptable, VIRTUAL, pcol, pcol)
+        depth: dict[str, int] = {self.root_: 0}
+        if self.root_ == VIRTUAL:
+            depth[ptable] = 1
+        pending = [t for t in schema.topological_order() if t not in nodes and not schema.tables[t].reference]
+        for _ in range(len(pending) + 1):
+            if not pending:
+                break
+            for name in list(pending):
+                link = self._parent_link(schema, frames, name, depth)
+                if link is None:
+                    continue
+                fk, parent, parent_key = link
+                nodes[name] = Node(name, parent, fk, parent_key)
+                depth[name] = depth[parent] + 1
+                pending.remove(name)
+        if pending:
+            raise GeneratorError(f"table(s) {', '.join(pending)} have no parent in the schema; cart cannot place them")
+        for node in nodes.values():
+            if node.parent is None:
+                continue
+            nodes[node.parent].children.append(node.name)
+            if node.parent != VIRTUAL:
+                nodes[node.parent].key = node.parent_key
+            patient_col = schema.patient_column_of(node.name)
+            if patient_col is not None and patient_col != node.fk:
+                node.patient_col = patient_col
+            if node.name != ptable and node.fk is not None:
+                self.tree_keys_.add((node.name, node.fk))
+        self.nodes_ = nodes
+        return frames
+
+    def _parent_link(
+        self, schema: Schema, frames: dict[str, pd.DataFrame], name: str, depth: dict[str, int]
+    ) -> tuple[str, str, str] | None:
+        """(fk column, parent node, parent key) of a table: the deepest placed parent with a unique, complete key."""
+        ptable, pcol = schema.patient.table, schema.patient.column
+        best: tuple[int, int, tuple[str, str, str]] | None = None
+        for i, col in enumerate(schema.tables[name].foreign_keys):
+            target, tcol = col.foreign_key  # type: ignore[misc]
+            if target == name or target not in schema.tables or schema.tables[target].reference:
+                continue
+            if target == ptable and tcol == pcol and self.root_ == VIRTUAL:
+                target = VIRTUAL
+            if target not in depth:
+                if target != VIRTUAL and target in schema.tables:
+                    return None  # wait until the target is placed
+                continue
+            if target not in (VIRTUAL, ptable):
+                if not frames[target][tcol].is_unique or frames[name][col.name].isna().any():
+                    continue
+            candidate = (depth[target], -i, (col.name, target, tcol))
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        return best[2] if best else None
+
+    # -- fit -------------------------------------------------------------------------------------
+    def _fit(self, data: TrainingData, progress: Progress) -> None:
+        from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: F401  (import outside the clock)
+
+        schema = data.schema
+        frames = self._build_tree(data)
+        rng = np.random.default_rng(0)
+        encoded: dict[str, pd.DataFrame] = {}
+        anchors: dict[str, np.ndarray] = {}  # absolute day of each training row's anchor (its first date)
+        order = breadth_first(self.root_, lambda n: self.nodes_[n].children)
+        started = time.monotonic()
+        for step, name in enumerate(order):
+            node = self.nodes_[name]
+            frame = frames[name]
+            parent_pos = None
+            if node.parent is not None:
+                pnode = self.nodes_[node.parent]
+                pframe = frames[node.parent]
+                pkey = pnode.key if node.parent != VIRTUAL else schema.patient.column
+                lookup = pd.Series(np.arange(len(pframe)), index=pframe[pkey].to_numpy())
+                lookup = lookup[~lookup.index.duplicated()]
+                parent_pos = lookup.reindex(frame[node.fk].to_numpy()).to_numpy(dtype="float64")
+                keep = ~np.isnan(parent_pos)
+                frame, parent_pos = frame[keep], parent_pos[keep].astype(np.int64)
+            enc, own_anchor, frame, parent_pos = self._encode(schema, node, frame, parent_pos, anchors)
+            frames[name] = frame.reset_index(drop=True)
+            for child in node.children:
+                cnode = self.nodes_[child]
+                key = node.key if name != VIRTUAL else schema.patient.column
+                counts = frames[child].groupby(cnode.fk).size()
+                enc[f"__n_{child}"] = frames[name][key].map(counts).fillna(0).to_numpy(dtype="float64")
+                node.numerical.append(f"__n_{child}")
+            node.chain = self._chain_order(node, enc)
+            node.derived = _functional_dependencies(enc, node.categorical, node.chain, node.numerical)
+            node.chain = [c for c in node.chain if c not in node.derived]
+            for col in node.categorical:
+                node.ordinals[col] = _ordinal_map(enc[col])
+            encoded[name] = enc
+            anchors[name] = own_anchor
+            features = self._features(schema, node, enc, parent_pos, encoded)
+            self._fit_chain(node, enc, features, rng)
+            elapsed = time.monotonic() - started
+            progress(f"cart: fitted {name} ({len(enc):,} rows, {len(node.chain)} columns) [{step + 1}/{len(order)} tables, {elapsed:.0f} s]")
+
+    def _encode(
+        self, schema: Schema, node: Node, frame: pd.DataFrame, parent_pos: np.ndarray | None, anchors: dict[str, np.ndarray]
+    ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray | None]:
+        """A node's attributes as modelled (dates as __t and offsets), its rows in sequence order, each row's anchor day."""
+        if node.name == VIRTUAL:
+            cols = [schema.patient_table.columns[c] for c in node.static]
+        else:
+            virtual_static = self.nodes_[VIRTUAL].static if VIRTUAL in self.nodes_ and node.name == schema.patient.table else []
+            table = schema.tables[node.name]
+            cols = [table.columns[c] for c in _attribute_columns(schema, node.name) if c not in virtual_static]
+        dates = [c.name for c in cols if c.type == "datetime"]
+        table = schema.tables.get(node.name)
+        order_by = table.order_by if table is not None else None
+        if dates:
+            first = order_by if order_by in dates else min(dates, key=lambda c: (frame[c].isna().mean(), dates.index(c)))
+            dates = [first, *[d for d in dates if d != first]]
+        node.dates = dates
+        node.sequence = bool(dates) and node.parent is not None and dates[0] == order_by
+        parent_anchor = None
+        if parent_pos is not None and node.parent in anchors:
+            parent_anchor = anchors[node.parent][parent_pos]
+            node.anchored = bool(np.isfinite(parent_anchor).mean() > 0.5) if len(parent_anchor) else False
+        order = np.arange(len(frame))
+        days0 = _days(frame[dates[0]]) if dates else np.zeros(len(frame))
+        if parent_pos is not None:
+            sort_days = np.where(np.isnan(days0), np.inf, days0) if node.sequence else np.zeros(len(frame))
+            order = np.lexsort((np.arange(len(frame)), sort_days, parent_pos))
+        frame = frame.iloc[order].reset_index(drop=True)
+        days0 = days0[order]
+        if parent_pos is not None:
+            parent_pos = parent_pos[order]
+            if parent_anchor is not None:
+                parent_anchor = parent_anchor[order]
+        out: dict[str, Any] = {}
+        for col in cols:
+            if col.type == "datetime":
+                continue
+            values = frame[col.name]
+            if col.type == "numerical":
+                out[col.name] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+                node.numerical.append(col.name)
+            else:
+                out[col.name] = values.astype(object).where(values.notna(), None).to_numpy()
+                node.categorical.append(col.name)
+        if dates:
+            if node.parent is None:
+                t = days0.copy()
+            else:
+                base = parent_anchor if node.anchored and parent_anchor is not None else np.zeros(len(frame))
+                t = days0 - base
+                if node.sequence:
+                    prev = np.r_[np.nan, days0[:-1]]
+                    same = np.r_[False, parent_pos[1:] == parent_pos[:-1]] if parent_pos is not None else np.zeros(len(frame), bool)
+                    gap = days0 - np.where(np.isnan(prev), days0, prev)
+                    t = np.where(same, gap, t)
+            out[T] = t
+            node.numerical.insert(0, T)
+            for d in dates[1:]:
+                out[d] = _days(frame[d]) - days0
+                node.numerical.append(d)
+        anchor = days0 if dates else (parent_anchor if parent_anchor is not None else np.full(len(frame), np.nan))
+        enc = pd.DataFrame(out, index=range(len(frame)))
+        if parent_pos is not None:
+            enc["__parent"] = parent_pos
+        return enc, np.asarray(anchor, dtype="float64"), frame, parent_pos
+
+    @staticmethod
+    def _chain_order(node: Node, enc: pd.DataFrame) -> list[str]:
+        """Synthesis order: time first, then categories (fewest values first), numbers, offsets, child counts."""
+        cats = sorted(node.categorical, key=lambda c: (pd.Series(enc[c]).nunique(dropna=False), node.categorical.index(c)))
+        nums = [c for c in node.numerical if c != T and not c.startswith("__n_") and c not in node.dates]
+        offsets = [c for c in node.dates[1:]]
+        counts = [c for c in node.numerical if c.startswith("__n_")]
+        return ([T] if T in enc else []) + cats + nums + offsets + counts
+
+    def _features(
+        self, schema: Schema, node: Node, enc: pd.DataFrame, parent_pos: np.ndarray | None, encoded: dict[str, pd.DataFrame]
+    ) -> pd.DataFrame:
+        """Predictors of a node's rows besides their own earlier columns: position, parent, root, previous row."""
+        if node.parent is None:
+            return pd.DataFrame(index=enc.index)
+        pnode = self.nodes_[node.parent]
+        penc = encoded[node.parent]
+        if not node.context:
+            node.context = [c for c in pnode.chain if c not in pnode.derived][:MAX_PARENT_FEATURES]
+            if pnode.parent is not None:
+                root = self.nodes_[self.root_]
+                node.root_context = [c for c in root.chain if not c.startswith("__n_")][:MAX_ROOT_FEATURES]
+        assert parent_pos is not None
+        pos, n = _positions(parent_pos)
+        feats: dict[str, np.ndarray] = {"__i": pos.astype("float64"), "__count": n.astype("float64"), "__left": (n - pos - 1).astype("float64")}
+        for c in node.context:
+            feats[f"__p_{c}"] = _numeric(pnode, c, penc[c].to_numpy())[parent_pos]
+        if node.root_context:
+            root_pos = self._root_positions(node, parent_pos, encoded)
+            root = self.nodes_[self.root_]
+            renc = encoded[self.root_]
+            for c in node.root_context:
+                feats[f"__r_{c}"] = _numeric(root, c, renc[c].to_numpy())[root_pos]
+        first = pos == 0
+        for c in node.chain:
+            values = _numeric(node, c, enc[c].to_numpy())
+            feats[f"__lag_{c}"] = np.where(first, np.nan, np.r_[np.nan, values[:-1]])
+        if node.sequence:
+            t = enc[T].to_numpy(dtype="float64")
+            cursor = _cumsum_within(np.nan_to_num(t), parent_pos)  # time from the parent's anchor to this row
+            feats["__cursor"] = np.where(first, np.nan, np.r_[np.nan, cursor[:-1]])
+            if node.anchored:
+                for d in pnode.dates[1:]:
+                    bound = pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64")[parent_pos]
+                    both = np.isfinite(bound) & np.isfinite(t)
+                    if both.any() and bool(np.all(cursor[both] <= bound[both] + 1e-9)):
+                        node.upper.append(d)
+            for d in pnode.dates[1:]:
+                if d in node.context:
+                    feats[f"__until_{d}"] = feats[f"__p_{d}"] - np.nan_to_num(feats["__cursor"])
+        return pd.DataFrame(feats, index=enc.index)
+
+    def _root_positions(self, node: Node, parent_pos: np.ndarray, encoded: dict[str, pd.DataFrame]) -> np.ndarray:
+        """Row of the root node for each row, following ``__parent`` up."""
+        pos, current = parent_pos, node.parent
+        while current != self.root_:
+            pos = encoded[current]["__parent"].to_numpy()[pos]
+            current = self.nodes_[current].parent
+        return pos
+
+    def _fit_chain(self, node: Node, enc: pd.DataFrame, features: pd.DataFrame, rng: np.random.Generator) -> None:
+        from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+        idx = np.arange(len(enc))
+        if self.max_rows_per_table and len(enc) > self.max_rows_per_table:
+            idx = np.sort(rng.choice(len(enc), self.max_rows_per_table, replace=False))
+        x_all = {c: features[c].to_numpy(dtype="float64")[idx] for c in features.columns}
+        x_all = {c: v for c, v in x_all.items() if _informative(v)}
+        for col in node.chain:
+            raw = enc[col].to_numpy()[idx]
+            numeric = _numeric(node, col, raw)
+            names = list(x_all)
+            if len(idx) < 2 * self.min_leaf or not names or _constant(raw):
+                node.models[col] = _marginal(raw, names)
+            else:
+                x = np.column_stack([x_all[c] for c in names])
+                if col in node.categorical:
+                    target = _coarse(numeric)
+                    tree = DecisionTreeClassifier(min_samples_leaf=self.min_leaf, random_state=0)
+                else:
+                    target = _ranks(numeric)
+                    tree = DecisionTreeRegressor(min_samples_leaf=self.min_leaf, random_state=0)
+                tree.fit(x, target)
+                node.models[col] = _leaves(tree, tree.apply(x), raw, names)
+            x_all[col] = numeric
+
+    # -- sample ----------------------------------------------------------------------------------
+    def _sample(self, n_patients: int, rng: np.random.Generator, seed: int) -> dict[str, pd.DataFrame]:
+        schema = self.schema_
+        assert schema is not None
+        encoded: dict[str, pd.DataFrame] = {}
+        order = breadth_first(self.root_, lambda n: self.nodes_[n].children)
+        decoded: dict[str, pd.DataFrame] = {}
+        abs_anchor: dict[str, np.ndarray] = {}
+        for name in order:
+            node = self.nodes_[name]
+            if node.parent is None:
+                enc = pd.DataFrame(self._draw_rows(node, {}, n_patients, rng), index=range(n_patients))
+            else:
+                enc, feats = self._draw_children(node, encoded, abs_anchor, rng)
+                enc = self._repair(node, enc, feats, encoded, decoded, abs_anchor, rng)
+            encoded[name] = enc
+            abs_anchor[name] = self._anchor_days(node, enc, encoded, abs_anchor)
+            decoded[name] = self._decode(node, enc, encoded, abs_anchor)
+        return self._assemble(decoded)
+
+    def _draw_rows(
+        self,
+        node: Node,
+        feats: dict[str, np.ndarray],
+        n: int,
+        rng: np.random.Generator,
+        *,
+        keep: dict[str, np.ndarray] | None = None,
+        limit: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Draw a node's chain for ``n`` rows whose predictors (besides their own columns) are ``feats``.
+
+        ``keep``: columns given, not drawn. ``limit``: an upper bound on the time column (days to the
+        parent's end dates): donors past it are redrawn from the same leaf, then cut to it.
+        """
+        values: dict[str, np.ndarray] = dict(feats)
+        out: dict[str, np.ndarray] = {}
+        for col in node.chain:
+            model = node.models[col]
+            x = np.column_stack([values[f] for f in model.features]).astype(np.float32) if model.features and n else None
+            if keep is not None and col in keep:
+                drawn = keep[col]
+            else:
+                drawn = model.draw(x, rng, n) if n else model.donors[:0]
+            if col == T and limit is not None and n:
+                drawn = _within(model, x, drawn, limit, rng)
+            out[col] = drawn
+            values[col] = _numeric(node, col, drawn)
+        for col, (source, mapping) in node.derived.items():
+            out[col] = pd.Series(out[source], dtype=object).map(mapping).to_numpy(dtype=object)
+        return out
+
+    def _draw_children(
+        self, node: Node, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray], rng: np.random.Generator
+    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """A child table row by row within each parent (step i draws every parent's i-th row at once)."""
+        pnode = self.nodes_[node.parent]  # type: ignore[index]
+        penc = encoded[node.parent]  # type: ignore[index]
+        counts = np.clip(np.rint(pd.to_numeric(penc[f"__n_{node.name}"], errors="coerce").fillna(0).to_numpy()), 0, None).astype(np.int64)
+        parent_pos = np.repeat(np.arange(len(penc)), counts)
+        if len(parent_pos) == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype=object if c in node.categorical else "float64") for c in node.chain})
+            for col in node.derived:
+                empty[col] = pd.Series(dtype=object)
+            return empty.assign(__parent=np.array([], dtype=np.int64)), {}
+        total = len(parent_pos)
+        pos, n = _positions(parent_pos)
+        feats: dict[str, np.ndarray] = {"__i": pos.astype("float64"), "__count": n.astype("float64"), "__left": (n - pos - 1).astype("float64")}
+        for c in node.context:
+            feats[f"__p_{c}"] = _numeric(pnode, c, penc[c].to_numpy())[parent_pos]
+        if node.root_context:
+            root_pos = self._root_positions(node, parent_pos, encoded)
+            root = self.nodes_[self.root_]
+            for c in node.root_context:
+                feats[f"__r_{c}"] = _numeric(root, c, encoded[self.root_][c].to_numpy())[root_pos]
+        for c in node.chain:
+            feats[f"__lag_{c}"] = np.full(total, np.nan)
+        until = [d for d in pnode.dates[1:] if d in node.context] if node.sequence else []
+        if node.sequence:
+            feats["__cursor"] = np.full(total, np.nan)
+            for d in until:
+                feats[f"__until_{d}"] = np.full(total, np.nan)
+        bounds = None
+        if node.upper:
+            stacked = np.column_stack([pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64") for d in node.upper])
+            bounds = np.nanmin(np.where(np.isnan(stacked), np.inf, stacked), axis=1)
+        result = {c: np.empty(total, dtype=object if c in node.categorical else "float64") for c in node.chain}
+        derived = {c: np.empty(total, dtype=object) for c in node.derived}
+        cursor = np.zeros(len(penc))
+        last = {c: np.full(len(penc), np.nan) for c in node.chain}
+        order = np.argsort(pos, kind="stable")
+        steps = np.r_[0, np.cumsum(np.bincount(pos))]
+        for i in range(len(steps) - 1):
+            rows = order[steps[i]:steps[i + 1]]
+            parents = parent_pos[rows]
+            if i > 0:
+                for c in node.chain:
+                    feats[f"__lag_{c}"][rows] = last[c][parents]
+                if node.sequence:
+                    feats["__cursor"][rows] = cursor[parents]
+                    for d in until:
+                        feats[f"__until_{d}"][rows] = feats[f"__p_{d}"][rows] - cursor[parents]
+            limit = None if bounds is None else bounds[parents] - (cursor[parents] if i > 0 else 0.0)
+            drawn = self._draw_rows(node, {k: v[rows] for k, v in feats.items()}, len(rows), rng, limit=limit)
+            for c in node.chain:
+                result[c][rows] = drawn[c]
+                last[c][parents] = _numeric(node, c, drawn[c])
+            for c in node.derived:
+                derived[c][rows] = drawn[c]
+            if node.sequence:
+                cursor[parents] = (cursor[parents] if i > 0 else 0.0) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
+        out = pd.DataFrame({**result, **derived})
+        out["__parent"] = parent_pos
+        return out, feats
+
+    def _repair(
+        self,
+        node: Node,
+        enc: pd.DataFrame,
+        feats: dict[str, np.ndarray],
+        encoded: dict[str, pd.DataFrame],
+        decoded: dict[str, pd.DataFrame],
+        abs_anchor: dict[str, np.ndarray],
+        rng: np.random.Generator,
+    ) -> pd.DataFrame:
+        """Redraw rows that break a rule of their table from their leaves (bounded rounds).
+
+        The row's date is kept (so the sequence stays in order and within its parent); the last two
+        rounds also forget the previous row, whose values may have led the draw into a bad leaf.
+        """
+        schema = self.schema_
+        assert schema is not None
+        if node.name not in schema.tables or not schema.tables[node.name].rules or enc.empty or not self.repair_rounds:
+            return enc
+        needed = {t for (_c, _f, t, _p) in schema.path_to_patient(node.name)}
+        if not needed <= set(self._assemble(decoded, partial=True)):
+            return enc  # a rule's table is not drawn yet: the base class's enforcement checks it later
+        enc = enc.copy()
+        for round_ in range(self.repair_rounds):
+            anchor = self._anchor_days(node, enc, encoded, abs_anchor)
+            frames = dict(self._assemble(decoded, partial=True))
+            frames[node.name] = self._with_keys(node, self._decode_rows(node, enc, anchor), enc, encoded)
+            for t in schema.tables:
+                frames.setdefault(t, pd.DataFrame())
+            bad = _violations(schema, frames, node.name)
+            rows = np.unique(np.concatenate(list(bad.values()))) if bad else np.array([], dtype=np.int64)
+            if rows.size == 0:
+                break
+            self._note_repaired(node.name, int(rows.size))
+            step = {k: v[rows].copy() for k, v in feats.items()}
+            if round_ >= self.repair_rounds - 2:
+                for k in step:
+                    if k.startswith("__lag_"):
+                        step[k][:] = np.nan
+            keep = {T: enc[T].to_numpy(dtype="float64")[rows]} if T in enc else None
+            fresh = self._draw_rows(node, step, rows.size, rng, keep=keep)
+            for c, v in fresh.items():
+                column = enc[c].to_numpy().copy()
+                column[rows] = v
+                enc[c] = column
+        return enc
+
+    def _note_repaired(self, table: str, n: int) -> None:
+        self._report.rejected_rows[table] = self._report.rejected_rows.get(table, 0) + n
+
+    def _anchor_days(self, node: Node, enc: pd.DataFrame, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray]) -> np.ndarray:
+        """Absolute day of each row's first date (its children's anchor); NaN when the node has no date."""
+        if not node.dates:
+            if node.parent is None or enc.empty:
+                return np.full(len(enc), np.nan)
+            return abs_anchor[node.parent][enc["__parent"].to_numpy(dtype=np.int64)]
+        t = pd.to_numeric(enc[T], errors="coerce").to_numpy(dtype="float64")
+        if node.parent is None:
+            return t
+        parent_pos = enc["__parent"].to_numpy(dtype=np.int64)
+        base = abs_anchor[node.parent][parent_pos] if node.anchored else np.zeros(len(enc))
+        base = np.where(np.isnan(base), 0.0, base) if node.anchored else base
+        if node.sequence:
+            steps = np.nan_to_num(t)
+            days = base + _cumsum_within(steps, parent_pos)
+            return np.where(np.isnan(t), np.nan, days)
+        return base + t
+
+    def _decode_rows(self, node: Node, enc: pd.DataFrame, anchor: np.ndarray) -> pd.DataFrame:
+        """A node's rows in its table's attribute columns (dates absolute)."""
+        out = pd.DataFrame(index=range(len(enc)))
+        for col in node.categorical:
+            out[col] = enc[col].to_numpy()
+        for col in node.numerical:
+            if col == T or col.startswith("__n_") or col in node.dates:
+                continue
+            out[col] = pd.to_numeric(enc[col], errors="coerce").to_numpy(dtype="float64")
+        if node.dates:
+            out[node.dates[0]] = _from_days(anchor).to_numpy()
+            for d in node.dates[1:]:
+                out[d] = _from_days(anchor + pd.to_numeric(enc[d], errors="coerce").to_numpy(dtype="float64")).to_numpy()
+        return out
+
+    def _with_keys(self, node: Node, out: pd.DataFrame, enc: pd.DataFrame, encoded: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Surrogate keys of a node's rows: its own key, its parent key and its patient key."""
+        schema = self.schema_
+        assert schema is not None
+        out = out.copy()
+        pcol = schema.patient.column
+        if node.parent is None:
+            out[node.key or pcol] = np.arange(len(out))
+            return out
+        parent_pos = enc["__parent"].to_numpy(dtype=np.int64)
+        pnode = self.nodes_[node.parent]
+        out[node.fk] = parent_pos if node.parent in (VIRTUAL, self.root_) else _keys_of(pnode, encoded, node.parent)[parent_pos]
+        if node.key is not None and node.key != node.fk:
+            out[node.key] = np.arange(len(out))
+        if node.patient_col is not None:
+            out[node.patient_col] = self._root_positions(node, parent_pos, encoded)
+        return out
+
+    def _decode(self, node: Node, enc: pd.DataFrame, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray]) -> pd.DataFrame:
+        return self._with_keys(node, self._decode_rows(node, enc, abs_anchor[node.name]), enc, encoded)
+
+    def _assemble(self, decoded: dict[str, pd.DataFrame], *, partial: bool = False) -> dict[str, pd.DataFrame]:
+        """Frames per schema table: the virtual root's columns merged into the patient table, other ids filled."""
+        schema = self.schema_
+        assert schema is not None
+        pcol = schema.patient.column
+        frames = {k: v for k, v in decoded.items() if k != VIRTUAL}
+        if VIRTUAL in decoded and schema.patient.table in frames:
+            static = decoded[VIRTUAL]
+            frames[schema.patient.table] = frames[schema.patient.table].merge(static, on=pcol, how="left")
+        for name, table in schema.tables.items():
+            if name not in frames:
+                if not partial:
+                    frames[name] = pd.DataFrame(columns=list(table.columns))
+                continue
+            frame = frames[name]
+            for col in table.columns_of_type("id"):
+                if col.name in frame:
+                    continue
+                if col.foreign_key is not None:
+                    frame[col.name] = np.full(len(frame), np.nan)  # secondary keys: filled by synth.generators.links
+                else:
+                    frame[col.name] = np.arange(len(frame))
+        return frames
+
+    # -- enforcement and links -------------------------------------------------------------------
+    def fit(self, train: Any, *, progress: Progress | None = None) -> CartGenerator:
+        super().fit(train, progress=progress)
+        if self.links_ is not None:  # keys the tree sets itself (events under their encounter) are not redrawn
+            self.links_.keys = [k for k in self.links_.keys if (k.table, k.column) not in self.tree_keys_]
+        return self
+
+    def _enforce(self, frames: dict[str, pd.DataFrame], rng: np.random.Generator, report: Any, progress: Progress) -> dict[str, pd.DataFrame]:
+        frames = super()._enforce(frames, rng, report, progress)
+        return self._drop_orphans(frames, report)
+
+    def _drop_orphans(self, frames: dict[str, pd.DataFrame], report: Any) -> dict[str, pd.DataFrame]:
+        """Rows whose tree parent was dropped by the base class (which follows the schema's first keys) go too."""
+        schema = self.schema_
+        assert schema is not None
+        for name in breadth_first(self.root_, lambda n: self.nodes_[n].children):
+            node = self.nodes_[name]
+            if (name, node.fk) not in self.tree_keys_ or node.parent in (VIRTUAL, None):
+                continue
+            frame, parent = frames[name], frames[node.parent]  # type: ignore[index]
+            orphans = np.flatnonzero(~frame[node.fk].isin(set(parent[node.parent_key])).to_numpy())
+            if orphans.size:
+                frames = _drop_rows(schema, frames, name, orphans, report)
+        return frames
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _attribute_columns(schema: Schema, table: str) -> list[str]:
+    """Columns a model may see: not ids, not direct identifiers."""
+    return [c.name for c in schema.tables[table].columns.values() if c.type != "id" and c.privacy != "direct_identifier"]
+
+
+def _positions(parent_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row within its parent's run of rows and the run's length (rows grouped by parent)."""
+    if len(parent_pos) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(parent_pos)) + 1]
+    lengths = np.diff(np.r_[starts, len(parent_pos)])
+    pos = np.arange(len(parent_pos)) - np.repeat(starts, lengths)
+    return pos, np.repeat(lengths, lengths)
+
+
+def _cumsum_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``values`` within runs of equal ``groups`` (rows grouped by parent, any order of groups)."""
+    order = np.argsort(groups, kind="stable")
+    v, g = values[order], groups[order]
+    total = np.cumsum(v)
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    offset = np.repeat(total[starts] - v[starts], np.diff(np.r_[starts, len(v)]))
+    out = np.empty(len(values))
+    out[order] = total - offset
+    return out
+
+
+def _keys_of(node: Node, encoded: dict[str, pd.DataFrame], name: str) -> np.ndarray:
+    """Surrogate keys of a node's sampled rows (their positions)."""
+    return np.arange(len(encoded[name]))
+
+
+def _ordinal_map(values: np.ndarray) -> dict[Any, int]:
+    """Category -> integer by descending frequency (missing values are left out: NaN to the trees)."""
+    counts = pd.Series(values).value_counts(dropna=True)
+    return {v: i for i, v in enumerate(counts.index)}
+
+
+def _numeric(node: Node, col: str, values: np.ndarray) -> np.ndarray:
+    """A column as a tree predictor: categories by frequency rank, numbers as they are, missing as NaN."""
+    if col in node.ordinals:
+        mapping = node.ordinals[col]
+        return np.array([mapping.get(v, np.nan) if v is not None and v == v else np.nan for v in values], dtype="float64")
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64")
+
+
+def _within(model: Leaves, x: np.ndarray | None, drawn: np.ndarray, limit: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+    """Time donors at most ``limit``: rows past it draw again from their leaf, then are cut to the limit (>= 0)."""
+    drawn = np.asarray(drawn, dtype="float64").copy()
+    for _ in range(tries):
+        over = np.flatnonzero(drawn > limit)
+        if over.size == 0:
+            return drawn
+        drawn[over] = np.asarray(model.draw(None if x is None else x[over], rng, over.size), dtype="float64")
+    return np.where(drawn > limit, np.maximum(limit, 0.0), drawn)
+
+
+def _informative(values: np.ndarray) -> bool:
+    """A predictor worth offering a tree: not all missing, and not one constant value without gaps."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return False
+    return bool(finite.min() != finite.max() or finite.size < values.size)
+
+
+def _constant(values: np.ndarray) -> bool:
+    return pd.Series(values).nunique(dropna=False) <= 1
+
+
+def _coarse(codes: np.ndarray) -> np.ndarray:
+    """A categorical target for a tree: the most frequent values, the rest as one class, missing as -1."""
+    out = np.where(np.isnan(codes), -1, codes)
+    return np.where(out >= MAX_CLASSES, MAX_CLASSES, out).astype(np.int64)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """A numeric target for a tree: ranks (robust to heavy tails), missing values below every rank."""
+    ranks = pd.Series(values).rank(pct=True).to_numpy(dtype="float64")
+    return np.where(np.isnan(ranks), -0.5, ranks)
+
+
+def _leaves(tree: Any, leaf: np.ndarray, raw: np.ndarray, features: list[str]) -> Leaves:
+    order = np.argsort(leaf, kind="stable")
+    size = tree.tree_.node_count
+    counts = np.bincount(leaf, minlength=size)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    return Leaves(features, tree, starts.astype(np.int64), np.maximum(counts, 1).astype(np.int64), raw[order])
+
+
+def _marginal(raw: np.ndarray, features: list[str]) -> Leaves:
+    return Leaves([], None, np.zeros(1, dtype=np.int64), np.array([max(len(raw), 1)]), raw if len(raw) else np.array([np.nan]))
+
+
+def _functional_dependencies(
+    enc: pd.DataFrame, categorical: list[str], chain: list[str], numerical: list[str]
+) -> dict[str, tuple[str, dict[Any, Any]]]:
+    """Categorical columns that are a function of another column in training (a category, or a number with
+    few values: kr_claims' dx_type of seq): derived by lookup, never drawn."""
+    derived: dict[str, tuple[str, dict[Any, Any]]] = {}
+    cards = {c: pd.Series(enc[c]).nunique(dropna=True) for c in categorical}
+    for c in numerical:
+        if not c.startswith("__") and c in enc:
+            card = pd.Series(enc[c]).nunique(dropna=True)
+            if card <= 200:
+                cards[c] = card
+    complete = {c for c in cards if not pd.isna(enc[c]).any()}
+    sources: set[str] = set()
+    for b in categorical:
+        if cards[b] < 2 or b in sources:
+            continue
+        for a in chain:
+            if a == b or a not in complete or a in derived or cards[a] < cards[b]:
+                continue
+            pair = pd.DataFrame({"a": enc[a], "b": enc[b]})
+            if pair.groupby("a", sort=False)["b"].nunique(dropna=False).max() <= 1:
+                sources.add(a)
+                mapping = dict(zip(pair["a"], pair["b"]))
+                derived[b] = (a, mapping)
+                break
+    return derived

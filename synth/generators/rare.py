@@ -1,0 +1,157 @@
+"""Rare values handled on purpose: ``min_patients`` (k) keeps every emitted category or code common.
+
+A category or code held by fewer than ``k`` training patients (a rare disease, a one-off drug) points
+at those patients; a generator that reproduces it may reveal that someone in the training data has it.
+With ``min_patients=k`` a generator never emits such a value: it is replaced by a generalisation that
+``k`` or more training patients share:
+
+1. for a ``code`` column, the code's parent: the part before a dot, then ever shorter prefixes down to
+   three characters (ICD-10 / KCD ``E11.9`` -> ``E11``; ICD-9 ``4019`` -> ``401``; ATC ``C09AA05`` ->
+   ``C09AA`` -> ``C09A`` -> ``C09``), the first one whose *group* (codes that start with it) is held by
+   ``k`` patients and that matches the column's pattern or vocabulary;
+2. else (categories, or no valid parent) a missing value where the column may be missing, else the
+   column's most frequent value (valid for the vocabulary by construction).
+
+Columns are those the rare-code metric reads (``code`` columns and ``sensitive`` or ``quasi_identifier``
+categorical ones) plus every other categorical column; a repeated column group (SynPUF's ten
+diagnosis columns) is counted as one unit, as the metric does. Patients are counted on the training
+frames (surrogate keys), once per value however many rows carry it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_schemas.model import Column, Schema
+from synth.generators.links import patient_keys
+
+MIN_PREFIX = 3
+
+
+@dataclass
+class RareUnit:
+    """What training says about one column (or column group): common values and common code prefixes."""
+
+    table: str
+    columns: list[str]
+    k: int
+    code: bool
+    pattern: str | None
+    nullable: bool
+    common: set[Any] = field(default_factory=set)
+    common_prefixes: set[str] = field(default_factory=set)
+    fallback: Any = None
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    def replacement(self, value: Any) -> Any:
+        """The value itself when common, else its generalisation (see the module docstring)."""
+        if value in self.common:
+            return value
+        if value in self.cache:
+            return self.cache[value]
+        out = self.fallback
+        if self.code and isinstance(value, str):
+            for prefix in _ladder(value):
+                if prefix in self.common_prefixes and (self.pattern is None or re.fullmatch(self.pattern, prefix)):
+                    out = prefix
+                    break
+        self.cache[value] = out
+        return out
+
+
+@dataclass
+class RareModel:
+    """Per table and column, how to replace values held by fewer than ``k`` training patients."""
+
+    k: int
+    units: list[RareUnit] = field(default_factory=list)
+
+    def apply(self, frames: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], int]:
+        """Frames with every rare value generalised; also the number of cells replaced."""
+        out = dict(frames)
+        replaced = 0
+        for unit in self.units:
+            frame = out.get(unit.table)
+            if frame is None or frame.empty:
+                continue
+            frame = frame.copy()
+            for col in unit.columns:
+                if col not in frame:
+                    continue
+                values = frame[col]
+                present = values.notna().to_numpy()
+                mapped = np.array([unit.replacement(v) for v in values.to_numpy()[present]], dtype=object)
+                changed = mapped != values.to_numpy()[present]
+                replaced += int(changed.sum())
+                column = values.astype(object).to_numpy().copy()
+                column[present] = mapped
+                frame[col] = column
+            out[unit.table] = frame
+        return out, replaced
+
+
+def _ladder(value: str) -> list[str]:
+    """Parents of a code, most specific first: before the dot, then shorter prefixes (>= 3 characters)."""
+    head = value.split(".")[0]
+    out = [head] if head != value else []
+    out += [head[:n] for n in range(len(head) - 1, MIN_PREFIX - 1, -1)]
+    return [p for p in dict.fromkeys(out) if len(p) >= MIN_PREFIX]
+
+
+def _units(schema: Schema) -> list[tuple[str, list[Column]]]:
+    """(table, member columns) of every categorical or code column, groups as one unit, reference tables out."""
+    units: list[tuple[str, list[Column]]] = []
+    for table in schema.tables.values():
+        if table.reference:
+            continue
+        groups: dict[str, list[Column]] = {}
+        for col in table.columns.values():
+            if col.type not in ("categorical", "code") or col.privacy == "direct_identifier":
+                continue
+            if col.group is not None:
+                groups.setdefault(col.group, []).append(col)
+            else:
+                units.append((table.name, [col]))
+        units.extend((table.name, cols) for cols in groups.values())
+    return units
+
+
+def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareModel:
+    """Count training patients per value and per code prefix of every unit; keep those held by ``k`` or more."""
+    model = RareModel(k)
+    patients = patient_keys(schema, frames)
+    for table, cols in _units(schema):
+        if table not in patients or table not in frames:
+            continue
+        parts = [
+            pd.DataFrame({"p": patients[table], "v": frames[table][c.name].to_numpy()}) for c in cols if c.name in frames[table]
+        ]
+        if not parts:
+            continue
+        pairs = pd.concat(parts, ignore_index=True).dropna().drop_duplicates()
+        held = pairs.groupby("v", sort=False)["p"].nunique()
+        is_code = all(c.type == "code" for c in cols)
+        unit = RareUnit(
+            table, [c.name for c in cols], k, is_code, cols[0].code_pattern, all(c.nullable for c in cols),
+            common=set(held.index[held >= k]),
+        )
+        if is_code and len(pairs):
+            text = pairs.assign(v=pairs["v"].astype(str))
+            ladders = pd.DataFrame(
+                [(code, prefix) for code in text["v"].unique() for prefix in _ladder(code)], columns=["v", "prefix"]
+            )
+            prefixes = text.merge(ladders, on="v")[["p", "prefix"]].drop_duplicates()
+            counts = prefixes.groupby("prefix", sort=False)["p"].nunique()
+            unit.common_prefixes = set(counts.index[counts >= k])
+        if not unit.nullable:
+            counts = pairs.groupby("v", sort=False).size().reindex(list(unit.common)) if unit.common else pd.Series(dtype=float)
+            unit.fallback = counts.idxmax() if len(counts) else (held.idxmax() if len(held) else None)
+        model.units.append(unit)
+    return model
+
+
+__all__ = ["RareModel", "RareUnit", "fit_rare"]
