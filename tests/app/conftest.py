@@ -1,8 +1,8 @@
 """A small evaluated store for the review app, built once per session, with its real data deleted afterwards.
 
 Three releases of a 300-patient simulated kr_claims population: an ``independent`` one that is never
-evaluated (made first, so the newest two are the evaluated ones), then ``independent`` and ``copy``
-(training patients as they are: the high-risk case), each evaluated with a subset of the metrics
+evaluated (made first, so the newest two are the evaluated ones), then ``independent`` (requested by
+``CREATOR_EMAIL``) and ``copy`` (training patients as they are: the high-risk case), each evaluated with a subset of the metrics
 (column shapes, pair trends, rule violations, exact copies, DCR, two membership attacks, the three
 Anonymeter-style risks, k-anonymity) and judged by the default policy, as ``synthmed evaluate`` does.
 The real and prepared folders are removed once the store is built: the app never reads them.
@@ -21,6 +21,7 @@ from synth.release import Store
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b"test-secret-key-0123456789abcdef"
+CREATOR_EMAIL = "alice@hospital.example"  # requested the `independent` release
 METRICS = [
     "fidelity.column_shapes", "fidelity.column_pair_trends", "fidelity.rule_violations", "privacy.exact_copies",
     "privacy.dcr", "privacy.mia.distance", "privacy.mia.domias", "privacy.singling_out", "privacy.linkability",
@@ -92,7 +93,7 @@ def app_store(tmp_path_factory: pytest.TempPathFactory) -> AppStore:
     store = Store(base / "store")
     kw = {"store": store, "n_patients": 120}
     unevaluated = release(schema, prepared, generator="independent", seed=2, **kw).release_id
-    independent = release(schema, prepared, generator="independent", seed=1, **kw).release_id
+    independent = release(schema, prepared, generator="independent", seed=1, requested_by=CREATOR_EMAIL, **kw).release_id
     copy = release(schema, prepared, generator="copy", seed=1, allow_unsafe=True, **kw).release_id
     for rid in (independent, copy):
         _evaluate(store, rid, prepared)
@@ -115,3 +116,36 @@ def use_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         monkeypatch.setenv("SYNTHMED_STORE", str(path))
 
     yield point
+
+
+ISSUER = "https://idp.hospital.example/realms/hospital"
+
+
+def claims(sub: str, *, name: str | None = None, email: str | None = None, groups: list[str] | None = None,
+           issuer: str = ISSUER) -> dict:
+    """What ``st.user`` holds for a signed-in person (the ID token's claims)."""
+    out: dict = {"is_logged_in": True, "iss": issuer, "sub": sub, "email": email or f"{sub}@hospital.example"}
+    if name:
+        out["name"] = name
+    if groups is not None:
+        out["groups"] = groups
+    return out
+
+
+AUTH_SECTION = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret-of-forty-characters!",
+    "client_id": "synthmed",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "http://localhost:9400/.well-known/openid-configuration",
+}
+
+
+def write_review_config(store: Store, *, groups: tuple[str, ...] = ("synthmed-reviewers",),
+                        named: tuple[tuple[str, str], ...] = (), approvals_required: int = 1) -> None:
+    """The store's review.toml: reviewer groups, named reviewers (issuer, subject), approvals required."""
+    lines = ["[review]", f"approvals_required = {approvals_required}",
+             "reviewer_groups = [" + ", ".join(f'"{g}"' for g in groups) + "]"]
+    for issuer, subject in named:
+        lines += ["", "[[review.reviewers]]", f'issuer = "{issuer}"', f'subject = "{subject}"']
+    (store.root / "review.toml").write_text("\n".join(lines) + "\n")

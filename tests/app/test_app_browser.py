@@ -1,46 +1,19 @@
-"""End to end in a real headless Chromium: `synthmed app` serves the store, a reviewer compares two releases,
-rejects one, and the audit row is in the catalog. Screenshots of the main pages go under the test's tmp_path.
-
-Uses Playwright's Python package with the system's Chromium (Debian package ``chromium``) via
-``executable_path``; skips with the reason when either is missing.
+"""End to end in a real headless Chromium, without sign-in configured: `synthmed app` serves the store read-only
+on loopback; a visitor compares two releases and reads the review page, which says how to enable sign-in and
+offers no decision. Screenshots of the main pages go under the test's tmp_path. (Signed in: test_app_signin_browser.)
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from synth.release import Store
+from tests.app.browser import EXCEPTION, chromium, free_port, serve_app, settle
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-EXCEPTION = '[data-testid="stException"]'
-
-
-def _chromium() -> str:
-    for name in CHROMIUM_CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip(f"no system Chromium ({', '.join(CHROMIUM_CANDIDATES)}) on PATH: install the Debian package "
-                "`chromium` (scripts/install --test does) to run the browser test")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture()
@@ -53,48 +26,15 @@ def demo_store(demo_run, tmp_path: Path) -> Store:
 
 
 @pytest.fixture()
-def served(demo_store: Store, tmp_path: Path) -> Iterator[str]:
-    """`synthmed app --store` on a free port; yields its URL and stops it afterwards."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "synthmed", "app", "--store", str(demo_store.root), "--port", str(port)],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SYNTHMED_STORE": ""},
-    )
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"the app did not start (exit {proc.poll()}):\n{(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.3)
+def served(demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`synthmed app --store` on a free port, no sign-in anywhere; yields its URL and stops it afterwards."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.streamlit/secrets.toml
+    with serve_app(demo_store.root, tmp_path, port=free_port()) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
-        log.close()
 
 
-def _settle(page) -> None:  # noqa: ANN001 (playwright Page)
-    """Wait until the script run is over and the page has drawn its charts."""
-    page.wait_for_selector(IDLE, timeout=60_000)
-    page.wait_for_timeout(700)
-    page.wait_for_selector(IDLE, timeout=60_000)
-
-
-def test_compare_review_and_audit_in_chromium(demo_store: Store, served: str, tmp_path: Path) -> None:
-    executable = _chromium()
+def test_compare_and_read_only_review_in_chromium(demo_store: Store, served: str, tmp_path: Path) -> None:
+    executable = chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is part of the test extra")
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -105,7 +45,7 @@ def test_compare_review_and_audit_in_chromium(demo_store: Store, served: str, tm
             page = browser.new_page(viewport={"width": 1440, "height": 2200})
             # 1. the releases overview
             page.goto(served)
-            _settle(page)
+            settle(page)
             assert page.get_by_role("heading", name="Releases").is_visible()
             assert page.get_by_text("2 of 2 release(s)").is_visible()
             page.screenshot(path=str(shots / "releases.png"), full_page=True)
@@ -114,40 +54,34 @@ def test_compare_review_and_audit_in_chromium(demo_store: Store, served: str, tm
             # 2. the comparison of the two evaluated releases, through the overview's link
             page.get_by_role("link", name="Compare the 2 releases").click()
             page.wait_for_url("**/compare?**")
-            _settle(page)
+            settle(page)
             assert page.get_by_role("heading", name="Compare releases").is_visible()
             assert page.get_by_text("Worst attack AUC", exact=True).count() == 2
             assert page.get_by_text(tvae_id).first.is_visible()
             page.screenshot(path=str(shots / "compare.png"), full_page=True)
             for tab in ("Membership attacks", "Anonymeter risks"):
                 page.get_by_role("tab", name=tab).click()
-                _settle(page)
+                settle(page)
                 page.screenshot(path=str(shots / f"compare-{tab.split()[0].lower()}.png"), full_page=True)
             assert page.locator(EXCEPTION).count() == 0
             assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 6
 
-            # 3. review the TVAE release from its score card: reject it
+            # 3. the review page of the TVAE release: evidence and history, but no decision without sign-in
             page.goto(f"{served}/review?release={tvae_id}")
             page.wait_for_url("**/review?**")
-            _settle(page)
+            settle(page)
             assert page.get_by_text("Every file matches the release's manifest").is_visible()
-            page.get_by_text("reject", exact=True).click()
-            page.get_by_label("Reviewer").fill("Ada Lovelace")
-            page.get_by_label("Comment").fill("synthetic records sit closer to training patients than to the holdout")
-            page.get_by_role("button", name="Record the review").click()
-            page.get_by_text("Recorded: reject by Ada Lovelace").wait_for(timeout=60_000)
-            _settle(page)
+            assert page.get_by_text("The catalog's audit chain is intact").is_visible()
+            assert page.get_by_text("Sign-in is not configured, so this app is read-only").first.is_visible()
+            assert page.get_by_role("button", name="Record the decision").count() == 0
+            assert page.get_by_role("button", name="Sign in").count() == 0
             assert page.get_by_role("button", name="Download the audit trail (CSV)").is_visible()
             page.screenshot(path=str(shots / "review.png"), full_page=True)
             assert page.locator(EXCEPTION).count() == 0
         finally:
             browser.close()
 
-    # 4. the audit row, read from the catalog
-    (row,) = demo_store.catalog.reviews()
-    assert (row["release_id"], row["decision"], row["reviewer"]) == (tvae_id, "reject", "Ada Lovelace")
-    assert row["comment"] == "synthetic records sit closer to training patients than to the holdout"
-    assert row["manifest_hash"] == demo_store.catalog.release(tvae_id)["manifest_hash"]
+    assert demo_store.catalog.reviews() == []
     saved = sorted(p.name for p in shots.iterdir())
     assert {"releases.png", "compare.png", "review.png"} <= set(saved)
     assert all((shots / name).stat().st_size > 10_000 for name in saved)

@@ -1,17 +1,12 @@
-"""The app's data layer (no Streamlit): frames from stored aggregates, filters, review rules, the launcher."""
+"""The app's data layer (no Streamlit): frames from stored aggregates and filters (decision rules: test_app_decisions)."""
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from synth.release import Store
 from synthmed.review_app import data
-from synthmed.review_app.errors import ReviewRefusedError
-from synthmed.review_app.launch import app_path, streamlit_command
 from tests.app.conftest import AppStore
 
 
@@ -84,36 +79,8 @@ def test_filter_releases_rejects_an_unknown_sort_column() -> None:
         data.filter_releases(frame, sort_by="nope")
 
 
-def test_review_rules() -> None:
-    assert data.review_problems("approve", "Ada", "") == []
-    assert data.review_problems("reject", "Ada", " ") == ["say why in the comment (a reject needs one)"]
-    assert len(data.review_problems("maybe", "", "")) == 2
-
-
-def test_submit_review_refuses_with_every_reason(store_copy: Store, app_store: AppStore) -> None:
-    with pytest.raises(ReviewRefusedError) as info:
-        data.submit_review(store_copy, app_store.independent, decision="request_changes", reviewer="", comment="")
-    assert len(info.value.problems) == 2
-    review_id = data.submit_review(store_copy, app_store.independent, decision="approve", reviewer=" Ada ", comment="")
-    (row,) = store_copy.catalog.reviews()
-    assert row["review_id"] == review_id and row["reviewer"] == "Ada"
-    assert row["manifest_hash"] == store_copy.catalog.release(app_store.independent)["manifest_hash"]
-    assert data.audit_csv(store_copy).decode().splitlines()[0] == ",".join(data.AUDIT_COLUMNS)
-
-
 def test_tradeoff_frame_has_every_evaluated_release(app_store: AppStore) -> None:
     frame = data.tradeoff_frame(Store(app_store.root))
     assert set(frame["release_id"]) == set(app_store.evaluated)
     copy = frame.set_index("release_id").loc[app_store.copy]
     assert copy["mia_auc"] > 0.6 and copy["attack"] in ("distance", "domias") and copy["risk_level"] == "high"
-
-
-def test_streamlit_command(tmp_path: Path) -> None:
-    argv, env = streamlit_command(Path("rel-store"), port=8600, address="0.0.0.0")
-    assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(app_path())]
-    assert app_path().is_file() and app_path().parent == Path(__file__).resolve().parents[2]
-    assert argv[argv.index("--server.headless") + 1] == "true" and argv[argv.index("--server.port") + 1] == "8600"
-    assert argv[argv.index("--server.address") + 1] == "0.0.0.0"
-    assert env["SYNTHMED_STORE"] == str(Path(os.getcwd()) / "rel-store")
-    with pytest.raises(ValueError, match="'port'"):
-        streamlit_command(tmp_path, port=0)

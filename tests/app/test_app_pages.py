@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +12,22 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from synth.release import Store
-from tests.app.conftest import REPO, AppStore
+from tests.app.conftest import AUTH_SECTION, CREATOR_EMAIL, REPO, AppStore, claims, write_review_config
 
 TIMEOUT = 60
 
 
-def page(name: str, *, query: dict[str, list[str] | str] | None = None) -> AppTest:
-    """One page of the app, run on its own (the store comes from $SYNTHMED_STORE)."""
+def page(name: str, *, query: dict[str, list[str] | str] | None = None, user: dict | None = None) -> AppTest:
+    """One page of the app, run on its own (the store comes from $SYNTHMED_STORE).
+
+    With ``user`` (``st.user``'s claims), sign-in is configured (Streamlit's ``[auth]`` secrets); without, it is not.
+    """
     at = AppTest.from_string(f"from synthmed.review_app.pages import {name}\n{name}.render()\n", default_timeout=TIMEOUT)
     for key, value in (query or {}).items():
         at.query_params[key] = value
+    if user is not None:
+        at.secrets["auth"] = AUTH_SECTION
+        at.user = user
     return at.run()
 
 
@@ -55,7 +62,46 @@ def test_app_entrypoint_opens_on_the_releases(app_store: AppStore, use_store) ->
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
     no_exception(at)
     assert [t.value for t in at.title] == ["Releases"]
-    assert any(str(app_store.root) in c for c in texts(at, "caption"))
+    assert str(app_store.root) in texts(at, "text")
+    assert any("Sign-in is not configured, so this app is read-only" in i for i in texts(at, "info"))
+
+
+def test_app_entrypoint_shows_only_the_sign_in_to_anonymous_visitors(app_store: AppStore, use_store) -> None:
+    use_store(app_store.root)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.secrets["auth"] = AUTH_SECTION
+    at.user = {"is_logged_in": False}
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["synthmed review"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.dataframe and app_store.copy not in " ".join(texts(at, "text") + texts(at, "markdown"))
+
+
+def test_app_entrypoint_shows_who_is_signed_in(store_copy: Store, use_store) -> None:
+    write_review_config(store_copy)
+    use_store(store_copy.root)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.secrets["auth"] = AUTH_SECTION
+    at.user = claims("ada", name="Ada Lovelace", groups=["synthmed-reviewers"])
+    at.run()
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Releases"]
+    shown = texts(at, "text")
+    assert "Ada Lovelace\nada@hospital.example" in shown and "role: reviewer (group synthmed-reviewers)" in shown
+    assert any('subject = "ada"' in c.value for c in at.code)
+    assert "Sign out" in [b.label for b in at.button]
+
+
+def test_app_entrypoint_refuses_a_broken_auth_section(app_store: AppStore, use_store) -> None:
+    use_store(app_store.root)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {**AUTH_SECTION, "cookie_secret": "short"}
+    at.user = claims("ada")
+    at.run()
+    no_exception(at)
+    assert any("Sign-in is configured but cannot be used" in e for e in texts(at, "error"))
+    assert any("cookie_secret" in t for t in texts(at, "text")) and not at.title
 
 
 # -- releases overview ----------------------------------------------------------------------------------------
@@ -74,8 +120,9 @@ def test_overview_lists_every_release_with_its_verdict(app_store: AppStore, use_
     assert "fail" in by_id.loc[app_store.copy, "policy_verdict"]
     assert by_id.loc[app_store.unevaluated, "risk_level"] == "not evaluated"
     assert (table["review_status"] == "not reviewed").all()
-    # the release without evaluation is named with the command to run
-    assert any(app_store.unevaluated in i and "synthmed evaluate" in i for i in texts(at, "info"))
+    # the release without evaluation is named, with the command to run
+    assert any("synthmed evaluate RELEASE_ID --data DIR" in i for i in texts(at, "info"))
+    assert app_store.unevaluated in texts(at, "text")
     # newest first by default: the two evaluated releases are picked for comparison
     assert sorted(at.multiselect(key="ov_pick").value) == sorted(app_store.evaluated)
     assert len(at.get("page_link")) == 2
@@ -145,7 +192,7 @@ def test_compare_needs_two_releases_and_names_unknown_ones(app_store: AppStore, 
     use_store(app_store.root)
     at = page("compare", query={"release": [app_store.copy, "kr_claims-nope"]})
     no_exception(at)
-    assert any("kr_claims-nope" in w for w in texts(at, "warning"))
+    assert texts(at, "warning") == ["Not in the catalog:"] and "kr_claims-nope" in texts(at, "text")
     assert any("Pick two or more" in i for i in texts(at, "info"))
     assert charts(at) == 0
     at.multiselect(key="cmp_releases").set_value([]).run()
@@ -166,81 +213,158 @@ def test_compare_with_a_release_without_evaluation(app_store: AppStore, use_stor
 # -- review -------------------------------------------------------------------------------------------------------
 
 
-def submit(at: AppTest, decision: str, reviewer: str, comment: str) -> AppTest:
+REVIEWER = claims("ada", name="Ada Lovelace", groups=["synthmed-reviewers"])
+CREATOR = claims("alice", name="Alice Creator", email=CREATOR_EMAIL, groups=["synthmed-reviewers"])
+READER = claims("eve", name="Eve Reader", groups=["staff"])
+WHY = "The board accepted the residual risk for aggregate-only use (minutes 2026-12-01)."
+
+
+def submit(at: AppTest, decision: str, comment: str = "", *, justification: str | None = None) -> AppTest:
     at.radio(key="rv_decision").set_value(decision)
-    at.text_input(key="rv_reviewer").input(reviewer)
     at.text_area(key="rv_comment").input(comment)
+    if justification is not None:
+        at.checkbox(key="rv_override").check()
+        at.text_area(key="rv_justification").input(justification)
     return at.button[0].click().run()
 
 
-def test_review_appends_with_manifest_hash_and_exports_csv(store_copy: Store, use_store, app_store: AppStore) -> None:
+def test_review_without_sign_in_is_read_only(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
     use_store(store_copy.root)
     at = page("review", query={"release": app_store.copy})
     no_exception(at)
+    assert any("Sign-in is not configured, so this app is read-only" in i for i in texts(at, "info"))
+    assert not at.button and not at.get("form")
+
+
+def test_reader_sees_everything_but_cannot_decide(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
+    use_store(store_copy.root)
+    at = page("review", query={"release": app_store.copy}, user=READER)
+    no_exception(at)
+    assert any("signed in as a reader" in i for i in texts(at, "info"))
+    assert not at.button and any("Every file matches" in s for s in texts(at, "success"))
+
+
+def test_review_appends_under_the_signed_in_identity_and_exports_csv(store_copy: Store, use_store,
+                                                                     app_store: AppStore) -> None:
+    write_review_config(store_copy)
+    use_store(store_copy.root)
+    at = page("review", query={"release": app_store.copy}, user=REVIEWER)
+    no_exception(at)
     assert at.selectbox(key="rv_release").value == app_store.copy
     assert any("Every file matches" in s for s in texts(at, "success"))
+    assert any("audit chain is intact" in s for s in texts(at, "success"))
     assert "No review yet." in texts(at, "caption")
-    at = submit(at, "reject", "Ada Lovelace", "membership attacks succeed; exact copies of patients")
+    assert "• the policy verdict is high risk" in " ".join(texts(at, "text")).replace("\n", " ")
+    at = submit(at, "reject", "membership attacks succeed; exact copies of patients")
     no_exception(at)
-    assert any("Recorded: reject by Ada Lovelace" in s for s in texts(at, "success"))
+    assert any("Recorded: reject by `Ada Lovelace`" in s for s in texts(at, "success"))
     # the summary box at the top shows the review just recorded, on the same run
-    assert any("latest review: rejected" in m for m in texts(at, "markdown")), texts(at, "markdown")
-    at = submit(at, "request_changes", "Grace Hopper", "try a DP generator")
-    reviews = store_copy.catalog.reviews(app_store.copy)
-    assert [(r["decision"], r["reviewer"]) for r in reviews] == [("reject", "Ada Lovelace"), ("request_changes", "Grace Hopper")]
-    manifest_hash = store_copy.catalog.release(app_store.copy)["manifest_hash"]
-    assert {r["manifest_hash"] for r in reviews} == {manifest_hash}
+    assert "review status: rejected" in texts(at, "text")
+    (row,) = store_copy.catalog.reviews(app_store.copy)
+    assert (row["subject"], row["display_name"], row["role"]) == ("ada", "Ada Lovelace", "reviewer (group synthmed-reviewers)")
     history = frame(at, "decision", "same_manifest")
-    assert list(history["decision"]) == ["reject", "request_changes"] and history["same_manifest"].all()
+    assert list(history["decision"]) == ["reject"] and history["same_manifest"].all()
     from synthmed.review_app.data import audit_csv
 
     rows = list(csv.DictReader(io.StringIO(audit_csv(store_copy).decode())))
-    assert [r["reviewer"] for r in rows] == ["Ada Lovelace", "Grace Hopper"]
-    assert rows[0]["manifest_hash"] == manifest_hash and rows[0]["release_id"] == app_store.copy
+    assert [(r["display_name"], r["subject"], r["release_id"]) for r in rows] == [("Ada Lovelace", "ada", app_store.copy)]
     assert len(at.get("download_button")) == 1
 
 
 def test_review_form_says_what_is_missing(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
     use_store(store_copy.root)
-    at = submit(page("review", query={"release": app_store.independent}), "reject", "  ", "")
+    at = submit(page("review", query={"release": app_store.independent}, user=REVIEWER), "reject", "  ")
     no_exception(at)
-    error = " ".join(texts(at, "error"))
-    assert "reviewer's name" in error and "comment" in error
+    assert "The decision was not recorded:" in texts(at, "error")
+    assert any("say why in the comment" in t for t in texts(at, "text"))
+    assert store_copy.catalog.reviews() == []
+
+
+def test_high_risk_approval_needs_an_override_in_red(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
+    use_store(store_copy.root)
+    at = page("review", query={"release": app_store.copy}, user=REVIEWER)
+    at = submit(at, "approve")
+    assert any("explicit override" in t for t in texts(at, "text"))
+    at = submit(at, "approve", justification=WHY)
+    no_exception(at)
+    assert any("Recorded: approve with an override" in s for s in texts(at, "success"))
+    assert any("overrode the policy verdict" in e for e in texts(at, "error"))
+    (row,) = store_copy.catalog.reviews()
+    assert row["override"] is True and row["justification"] == WHY
+    history = at.dataframe[-1]
+    assert history.value["override"].tolist() == [True]
+    assert "a50e0e" in str(history.proto)  # the override row is styled red
+
+
+def test_creator_is_warned_and_refused(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
+    use_store(store_copy.root)
+    at = page("review", query={"release": app_store.independent}, user=CREATOR)
+    assert any("You requested this release" in w for w in texts(at, "warning"))
+    at = submit(at, "approve")
+    assert any("separation of duties" in t for t in texts(at, "text"))
     assert store_copy.catalog.reviews() == []
 
 
 def test_approval_refused_when_files_fail_verification(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
     target = next(p for p in store_copy.release_dir(app_store.independent).glob("*.parquet"))
     target.write_bytes(target.read_bytes() + b"tampered")
     use_store(store_copy.root)
-    at = page("review", query={"release": app_store.independent})
+    at = page("review", query={"release": app_store.independent}, user=REVIEWER)
     no_exception(at)
-    assert any("fails verification" in e and target.name in e for e in texts(at, "error"))
-    at = submit(at, "approve", "Ada Lovelace", "")
-    refused = " ".join(texts(at, "error"))
-    assert "not recorded" in refused and f"{target.name} was modified" in refused
+    assert any("fails verification" in e for e in texts(at, "error"))
+    assert any(target.name in t for t in texts(at, "text"))
+    at = submit(at, "approve")
+    assert any(f"{target.name} was modified" in t for t in texts(at, "text"))
     assert store_copy.catalog.reviews() == []
-    at = submit(at, "reject", "Ada Lovelace", "files were modified after release")  # rejecting it is fine
+    at = submit(at, "reject", "files were modified after release")  # rejecting it is fine
     assert [r["decision"] for r in store_copy.catalog.reviews()] == ["reject"]
 
 
 def test_approval_refused_without_evaluation(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
     use_store(store_copy.root)
-    at = page("review", query={"release": app_store.unevaluated})
+    at = page("review", query={"release": app_store.unevaluated}, user=REVIEWER)
     assert any("no evaluation yet" in i for i in texts(at, "info"))
-    at = submit(at, "approve", "Ada Lovelace", "")
-    assert any("no evaluation" in e for e in texts(at, "error"))
+    at = submit(at, "approve")
+    assert any("no evaluation" in t for t in texts(at, "text"))
     assert store_copy.catalog.reviews() == []
 
 
 def test_approval_of_a_verified_evaluated_release(store_copy: Store, use_store, app_store: AppStore) -> None:
+    write_review_config(store_copy)
     use_store(store_copy.root)
-    at = submit(page("review", query={"release": app_store.independent}), "approve", "Ada Lovelace", "")
+    at = submit(page("review", query={"release": app_store.independent}, user=REVIEWER), "approve")
     no_exception(at)
     assert [r["decision"] for r in store_copy.catalog.reviews(app_store.independent)] == ["approve"]
     overview = page("overview")
     status = overview.dataframe[0].value.set_index("release_id").loc[app_store.independent, "review_status"]
     assert status == "approved"
+
+
+def test_injected_names_are_text_on_every_page(store_copy: Store, use_store, app_store: AppStore) -> None:
+    from synth.catalog import utcnow
+
+    evil = "**APPROVED by DPO** :green-badge[low risk] ![x](http://evil.example/x.png) `code`"
+    rid = f"{evil}-rid"
+    store_copy.catalog.add_release({
+        "release_id": rid, "created_at": utcnow(), "schema_name": evil, "schema_hash": "0", "generator": evil,
+        "family": "x", "differentially_private": False, "epsilon": None, "delta": None, "seed": 0, "n_patients": 1,
+        "rows_json": "{}", "params_json": "{}", "manifest_hash": "0", "path": "nowhere"})
+    use_store(store_copy.root)
+    for name, query in (("overview", None), ("review", {"release": rid}), ("compare", {"release": [rid, app_store.copy]})):
+        at = page(name, query=query, user=READER)
+        no_exception(at)
+        markdown = " ".join(texts(at, "markdown") + texts(at, "caption") + texts(at, "info") + texts(at, "warning")
+                            + texts(at, "error") + texts(at, "success"))
+        outside_code_spans = re.sub(r"(`+)(?!`).+?(?<!`)\1(?!`)", "", markdown)  # CommonMark: never parsed inside
+        assert "APPROVED" not in outside_code_spans and "evil.example" not in outside_code_spans, name
+        assert any(evil in t for t in texts(at, "text")), name
 
 
 # -- never the real records -------------------------------------------------------------------------------------
@@ -309,7 +433,8 @@ def test_missing_release_folder_blocks_approval(store_copy: Store, use_store, ap
     use_store(store_copy.root)
     at = page("review", query={"release": app_store.copy})
     no_exception(at)
-    assert any("folder" in e and "missing" in e for e in texts(at, "error"))
+    assert any("fails verification" in e for e in texts(at, "error"))
+    assert any("folder" in t and "missing" in t for t in texts(at, "text"))
     expander = " ".join(texts(at, "warning"))
     assert "manifest" in expander
 

@@ -19,7 +19,7 @@ from synthmed.review_app.decisions import MIN_JUSTIFICATION, override_reasons
 from synthmed.review_app.errors import ReviewRefusedError
 
 OVERRIDE_STYLE = "background-color: #fde0e0; color: #a50e0e; font-weight: 600"
-HISTORY_COLUMNS = ["created_at", "decision", "display_name", "email", "role", "override", "justification", "comment",
+HISTORY_COLUMNS = ["created_at", "decision", "display_name", "override", "justification", "comment", "role", "email",
                    "risk_level", "evaluation_id", "manifest_hash", "issuer", "subject"]
 
 
