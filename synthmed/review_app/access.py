@@ -41,6 +41,7 @@ class Identity:
     name: str | None = None
     username: str | None = None
     groups: tuple[str, ...] = ()
+    issued_at: float | None = None  # the ID token's ``iat``: when the identity provider last vouched for this
 
     @property
     def key(self) -> tuple[str, str]:
@@ -68,8 +69,10 @@ class Identity:
             value = claims.get(name)
             return str(value) if isinstance(value, (str, int)) and str(value).strip() else None
 
+        iat = claims.get("iat")
+        issued_at = float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None
         return cls(issuer=issuer, subject=subject, email=text("email"), name=text("name"),
-                   username=text("preferred_username"), groups=groups)
+                   username=text("preferred_username"), groups=groups, issued_at=issued_at)
 
     def is_named(self, name: str) -> bool:
         """Whether ``name`` (a ``--requested-by`` value or an OS user) names this person.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from synthmed.review_app.access import Identity, ReviewConfig, Role, load_review
 from synthmed.review_app.errors import ReviewRefusedError
 
 MIN_JUSTIFICATION = 20
+MAX_SIGN_IN_AGE_S = 12 * 3600  # Streamlit's sign-in cookie lasts 30 days; groups and identity are re-vouched daily
 STATUS_LABELS = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}
 _APPEND_LOCK = threading.Lock()  # one decision at a time per process (the app serves many sessions in threads)
 
@@ -128,13 +130,20 @@ def decision_problems(
     config: ReviewConfig,
     verify_problems: Sequence[str] = (),
     chain_problems: Sequence[str] = (),
+    now: float | None = None,
 ) -> list[str]:
     """Every reason the decision cannot be recorded (empty: it can)."""
+    now = time.time() if now is None else now
     problems: list[str] = []
     if decision not in DECISIONS:
         return [f"the decision must be one of {', '.join(DECISIONS)}; got {decision!r}"]
     if identity is None:
         return ["sign in first: a decision is recorded under the identity the hospital's identity provider gives"]
+    age = None if identity.issued_at is None else now - identity.issued_at
+    if age is None or age > MAX_SIGN_IN_AGE_S:
+        problems.append(f"your sign-in is {'of unknown age' if age is None else f'{age / 3600:.0f} hours old'}: "
+                        "sign out and in again, so the identity provider confirms who you are and your groups "
+                        f"(decisions need a sign-in younger than {MAX_SIGN_IN_AGE_S // 3600} hours)")
     if not role.can_decide:
         problems.append(f"{identity.display} (subject {identity.subject} at {identity.issuer}) is not a reviewer of "
                         "this store, so they may read but not decide; the store's administrator names reviewers in "

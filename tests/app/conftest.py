@@ -10,6 +10,7 @@ The real and prepared folders are removed once the store is built: the app never
 from __future__ import annotations
 
 import shutil
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,7 +125,8 @@ ISSUER = "https://idp.hospital.example/realms/hospital"
 def claims(sub: str, *, name: str | None = None, email: str | None = None, groups: list[str] | None = None,
            issuer: str = ISSUER) -> dict:
     """What ``st.user`` holds for a signed-in person (the ID token's claims)."""
-    out: dict = {"is_logged_in": True, "iss": issuer, "sub": sub, "email": email or f"{sub}@hospital.example"}
+    out: dict = {"is_logged_in": True, "iss": issuer, "sub": sub, "email": email or f"{sub}@hospital.example",
+                 "iat": int(time.time())}
     if name:
         out["name"] = name
     if groups is not None:

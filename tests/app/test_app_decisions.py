@@ -10,6 +10,8 @@ import csv
 import io
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -26,10 +28,11 @@ from synthmed.review_app.launch import ASGI_FILE, plan
 from synthmed.review_app.signin import check_auth_section, find_sign_in
 from tests.app.conftest import AUTH_SECTION, CREATOR_EMAIL, ISSUER, AppStore, claims, write_review_config
 
-ADA = Identity(ISSUER, "ada-0001", "ada@hospital.example", "Ada Lovelace", groups=("synthmed-reviewers",))
-GRACE = Identity(ISSUER, "grace-0002", "grace@hospital.example", "Grace Hopper")
-EVE = Identity(ISSUER, "eve-0003", "eve@hospital.example", "Eve Reader", groups=("staff",))
-ALICE = Identity(ISSUER, "alice-0004", CREATOR_EMAIL, "Alice Creator", groups=("synthmed-reviewers",))
+NOW = time.time()  # when the identity provider signed these people in
+ADA = Identity(ISSUER, "ada-0001", "ada@hospital.example", "Ada Lovelace", groups=("synthmed-reviewers",), issued_at=NOW)
+GRACE = Identity(ISSUER, "grace-0002", "grace@hospital.example", "Grace Hopper", issued_at=NOW)
+EVE = Identity(ISSUER, "eve-0003", "eve@hospital.example", "Eve Reader", groups=("staff",), issued_at=NOW)
+ALICE = Identity(ISSUER, "alice-0004", CREATOR_EMAIL, "Alice Creator", groups=("synthmed-reviewers",), issued_at=NOW)
 WHY = "The board accepted the residual risk for this aggregate-only use (minutes 2026-12-01)."
 
 
@@ -104,6 +107,17 @@ def test_only_signed_in_reviewers_decide(reviewed_store: Store, app_store: AppSt
         ISSUER, GRACE.subject, GRACE.email, "Grace Hopper", "reviewer (named in review.toml)")
 
 
+def test_a_stale_or_undated_sign_in_cannot_decide(reviewed_store: Store, app_store: AppStore) -> None:
+    """Streamlit's sign-in cookie lasts 30 days: a decision needs the identity provider's word from today."""
+    stale = replace(ADA, issued_at=NOW - 13 * 3600)
+    assert "13 hours old" in refused(reviewed_store, app_store.copy, identity=stale, decision="reject", comment="x")
+    undated = replace(ADA, issued_at=None)
+    assert "unknown age" in refused(reviewed_store, app_store.copy, identity=undated, decision="reject", comment="x")
+    fresh = Identity.from_claims(claims("ada", groups=["synthmed-reviewers"]))
+    assert fresh is not None and fresh.issued_at is not None and NOW - 60 < fresh.issued_at <= time.time()
+    assert reviewed_store.catalog.reviews() == []
+
+
 def test_without_review_config_nobody_decides(store_copy: Store, app_store: AppStore) -> None:
     assert "not a reviewer" in refused(store_copy, app_store.copy, identity=ADA, decision="reject", comment="x")
 
@@ -128,7 +142,7 @@ def test_creator_cannot_approve_but_may_reject(reviewed_store: Store, app_store:
     data.submit_review(reviewed_store, app_store.independent, identity=ALICE, decision="reject", comment="not yet")
     # `--requested-by` cannot hide the OS user who ran `synthmed release` (here: whoever runs the tests)
     os_user = reviewed_store.catalog.release(app_store.copy)["requested_os_user"]
-    same_login = Identity(ISSUER, "x-9", f"{os_user}@hospital.example", "Same Login", groups=("synthmed-reviewers",))
+    same_login = replace(ADA, subject="x-9", email=f"{os_user}@hospital.example", name="Same Login")
     assert "requested this release" in refused(reviewed_store, app_store.copy, identity=same_login,
                                                decision="approve", override=True, justification=WHY)
 
@@ -229,7 +243,7 @@ def test_catalog_add_review_refuses_rows_without_identity_or_justification(revie
 
 
 def test_audit_csv_neutralises_formulas(reviewed_store: Store, app_store: AppStore) -> None:
-    evil = Identity(ISSUER, "@evil", "x@hospital.example", "=cmd|' /C calc'!A0", groups=("synthmed-reviewers",))
+    evil = replace(ADA, subject="@evil", email="x@hospital.example", name="=cmd|' /C calc'!A0")
     comments = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "fine = ok"]
     for comment in comments:
         record_decision(reviewed_store, app_store.copy, identity=evil, decision="reject", comment=comment)
