@@ -117,6 +117,15 @@ class SampleReport:
     patient_top_ups: int = 0
     generalised_values: int = 0  # cells whose rare value was replaced (min_patients)
 
+    @classmethod
+    def for_schema(cls, schema: Schema) -> SampleReport:
+        """A report listing every rule and table of the schema at zero, so its shape never depends on the sample
+        (which keys a published report has would otherwise say which rules happened to fire)."""
+        tables = list(schema.tables)
+        rules = {f"{t.name}.primary_key": RuleCounts() for t in schema.tables.values() if t.primary_key}
+        rules.update({f"{t.name}.{r.name}": RuleCounts() for t in schema.tables.values() for r in t.rules})
+        return cls(rules=rules, dropped_rows=dict.fromkeys(tables, 0), rejected_rows=dict.fromkeys(tables, 0))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rules": {k: vars(v) for k, v in self.rules.items()},
@@ -221,7 +230,7 @@ class Generator(ABC):
         progress = progress or (lambda _msg: None)
         schema = self.schema_
         rng = np.random.default_rng(seed)
-        report = SampleReport()
+        report = SampleReport.for_schema(schema)
         self._report = report
         frames = self._generalise(self._sample(int(n_patients), rng, seed), report)
         frames = self._enforce(frames, rng, report, progress)
@@ -289,6 +298,8 @@ class Generator(ABC):
                     progress(f"dropping {rows.size} {table_name} row(s) that break rules")
                     frames = _drop_rows(schema, frames, table_name, rows, report)
                     break
+                if getattr(self, "rare_", None) is not None:  # redrawn values obey min_patients too
+                    fresh = self._generalise({table_name: fresh}, report)[table_name]
                 for rule, idx in bad.items():
                     report.rules.setdefault(f"{table_name}.{rule}", RuleCounts()).resampled += len(idx)
                 frame = frames[table_name].copy()

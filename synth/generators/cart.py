@@ -46,6 +46,7 @@ MAX_DAYS = 106_000  # pandas' nanosecond dates end 106,751 days either side of 1
 MAX_CLASSES = 40  # a categorical target with more values is fitted on its most frequent ones (+ "other")
 MAX_PARENT_FEATURES = 24
 MAX_ROOT_FEATURES = 10
+UPPER_SHARE = 0.995  # a parent date is a sequence's upper bound when this share of training rows respects it
 T = "__t"  # the time column of a dated table: gap from the previous row, or the first row's offset
 
 
@@ -110,6 +111,8 @@ class Node:
     context: list[str] = field(default_factory=list)  # parent / root columns used as predictors
     root_context: list[str] = field(default_factory=list)
     upper: list[str] = field(default_factory=list)  # parent dates no row of this sequence ever passed in training
+    below: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it never exceeded in training
+    above: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it was never below
 
 
 @register
@@ -264,6 +267,7 @@ class CartGenerator(Generator):
             node.chain = self._chain_order(node, enc)
             node.derived = _functional_dependencies(enc, node.categorical, node.chain, node.numerical)
             node.chain = [c for c in node.chain if c not in node.derived]
+            node.below, node.above = _inequalities(enc, node)
             for col in node.categorical:
                 node.ordinals[col] = _ordinal_map(enc[col])
             encoded[name] = enc
@@ -317,6 +321,8 @@ class CartGenerator(Generator):
             else:
                 out[col.name] = values.astype(object).where(values.notna(), None).to_numpy()
                 node.categorical.append(col.name)
+        if dates and parent_anchor is not None and node.anchored:
+            node.anchored = _offsets_vary_less(days0, parent_anchor, parent_pos)
         if dates:
             if node.parent is None:
                 t = days0.copy()
@@ -337,6 +343,7 @@ class CartGenerator(Generator):
         enc = pd.DataFrame(out, index=range(len(frame)))
         if parent_pos is not None:
             enc["__parent"] = parent_pos
+            enc["__panchor"] = parent_anchor if parent_anchor is not None else np.full(len(frame), np.nan)
         return enc, np.asarray(anchor, dtype="float64"), frame, parent_pos
 
     @staticmethod
@@ -378,14 +385,16 @@ class CartGenerator(Generator):
             feats[f"__lag_{c}"] = np.where(first, np.nan, np.r_[np.nan, values[:-1]])
         if node.sequence:
             t = enc[T].to_numpy(dtype="float64")
-            cursor = _cumsum_within(np.nan_to_num(t), parent_pos)  # time from the parent's anchor to this row
+            panchor = enc["__panchor"].to_numpy(dtype="float64")
+            shift = np.zeros(len(t)) if node.anchored else -np.nan_to_num(panchor)
+            # time from the parent's anchor to this row (absolute-day sequences are shifted onto it)
+            cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + shift
             feats["__cursor"] = np.where(first, np.nan, np.r_[np.nan, cursor[:-1]])
-            if node.anchored:
-                for d in pnode.dates[1:]:
-                    bound = pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64")[parent_pos]
-                    both = np.isfinite(bound) & np.isfinite(t)
-                    if both.any() and bool(np.all(cursor[both] <= bound[both] + 1e-9)):
-                        node.upper.append(d)
+            for d in pnode.dates[1:]:
+                bound = pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64")[parent_pos]
+                both = np.isfinite(bound) & np.isfinite(t) & np.isfinite(panchor)
+                if both.any() and float(np.mean(cursor[both] <= bound[both] + 1e-9)) >= UPPER_SHARE:
+                    node.upper.append(d)
             for d in pnode.dates[1:]:
                 if d in node.context:
                     feats[f"__until_{d}"] = feats[f"__p_{d}"] - np.nan_to_num(feats["__cursor"])
@@ -471,6 +480,8 @@ class CartGenerator(Generator):
                 drawn = model.draw(x, rng, n) if n else model.donors[:0]
             if col == T and limit is not None and n:
                 drawn = _within(model, x, drawn, limit, rng)
+            elif n and (col in node.below or col in node.above) and (keep is None or col not in keep):
+                drawn = _between(model, x, drawn, values, node.below.get(col, []), node.above.get(col, []), rng)
             out[col] = drawn
             values[col] = _numeric(node, col, drawn)
         for col, (source, mapping) in node.derived.items():
@@ -513,12 +524,21 @@ class CartGenerator(Generator):
             bounds = np.nanmin(np.where(np.isnan(stacked), np.inf, stacked), axis=1)
         result = {c: np.empty(total, dtype=object if c in node.categorical else "float64") for c in node.chain}
         derived = {c: np.empty(total, dtype=object) for c in node.derived}
-        cursor = np.zeros(len(penc))
+        cursor = np.zeros(len(penc))  # time from the parent's anchor to its latest row
+        panchor = np.nan_to_num(abs_anchor[node.parent]) if node.parent in abs_anchor else np.zeros(len(penc))  # type: ignore[index]
+        start_at = np.zeros(len(penc)) if node.anchored else -panchor  # where a first row's __t counts from
         last = {c: np.full(len(penc), np.nan) for c in node.chain}
         order = np.argsort(pos, kind="stable")
         steps = np.r_[0, np.cumsum(np.bincount(pos))]
+        closed = np.zeros(len(penc), dtype=bool)  # parents whose sequence ran out of time
+        dropped = np.zeros(total, dtype=bool)
         for i in range(len(steps) - 1):
             rows = order[steps[i]:steps[i + 1]]
+            gone = closed[parent_pos[rows]]
+            dropped[rows[gone]] = True
+            rows = rows[~gone]
+            if rows.size == 0:
+                continue
             parents = parent_pos[rows]
             if i > 0:
                 for c in node.chain:
@@ -527,17 +547,26 @@ class CartGenerator(Generator):
                     feats["__cursor"][rows] = cursor[parents]
                     for d in until:
                         feats[f"__until_{d}"][rows] = feats[f"__p_{d}"][rows] - cursor[parents]
-            limit = None if bounds is None else bounds[parents] - (cursor[parents] if i > 0 else 0.0)
+            limit = None if bounds is None else bounds[parents] - (cursor[parents] if i > 0 else start_at[parents])
             drawn = self._draw_rows(node, {k: v[rows] for k, v in feats.items()}, len(rows), rng, limit=limit)
+            if limit is not None:
+                ended = np.isnan(np.asarray(drawn[T], dtype="float64")) & np.isfinite(limit)
+                closed[parents[ended]] = True
+                dropped[rows[ended]] = True
             for c in node.chain:
                 result[c][rows] = drawn[c]
                 last[c][parents] = _numeric(node, c, drawn[c])
             for c in node.derived:
                 derived[c][rows] = drawn[c]
             if node.sequence:
-                cursor[parents] = (cursor[parents] if i > 0 else 0.0) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
+                cursor[parents] = (cursor[parents] if i > 0 else start_at[parents]) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
         out = pd.DataFrame({**result, **derived})
         out["__parent"] = parent_pos
+        if dropped.any():
+            keep = ~dropped
+            self._report.dropped_rows[node.name] = self._report.dropped_rows.get(node.name, 0) + int(dropped.sum())
+            out = out[keep].reset_index(drop=True)
+            feats = {k: v[keep] for k, v in feats.items()}
         return out, feats
 
     def _repair(
@@ -580,6 +609,8 @@ class CartGenerator(Generator):
                     if k.startswith("__lag_"):
                         step[k][:] = np.nan
             keep = {T: enc[T].to_numpy(dtype="float64")[rows]} if T in enc else None
+            if keep is not None and round_ == self.repair_rounds - 1 and node.sequence:
+                keep[T] = np.zeros(rows.size)  # last round: the date pulled back to the previous event (order kept)
             fresh = self._draw_rows(node, step, rows.size, rng, keep=keep)
             for c, v in fresh.items():
                 column = enc[c].to_numpy().copy()
@@ -742,14 +773,64 @@ def _numeric(node: Node, col: str, values: np.ndarray) -> np.ndarray:
 
 
 def _within(model: Leaves, x: np.ndarray | None, drawn: np.ndarray, limit: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-    """Time donors at most ``limit``: rows past it draw again from their leaf, then are cut to the limit (>= 0)."""
+    """Time donors at most ``limit``: rows past it draw again from their leaf; NaN for a row that never fits
+    (its parent's sequence ends there, as a patient's claims end with their eligibility)."""
     drawn = np.asarray(drawn, dtype="float64").copy()
     for _ in range(tries):
         over = np.flatnonzero(drawn > limit)
         if over.size == 0:
             return drawn
         drawn[over] = np.asarray(model.draw(None if x is None else x[over], rng, over.size), dtype="float64")
-    return np.where(drawn > limit, np.maximum(limit, 0.0), drawn)
+    return np.where(drawn > limit, np.nan, drawn)  # NaN: no room left before the parent's end
+
+
+def _between(
+    model: Leaves, x: np.ndarray | None, drawn: Any, values: dict[str, np.ndarray], below: list[str], above: list[str],
+    rng: np.random.Generator, tries: int = 8,
+) -> np.ndarray:
+    """Numeric donors kept between the earlier columns training never saw them cross (coverage <= cost):
+    rows out of bounds draw again from their leaf, then are cut to the bound."""
+    drawn = np.asarray(drawn, dtype="float64").copy()
+    hi = np.nanmin(np.column_stack([values[c] for c in below]), axis=1) if below else np.full(len(drawn), np.inf)
+    lo = np.nanmax(np.column_stack([values[c] for c in above]), axis=1) if above else np.full(len(drawn), -np.inf)
+    hi, lo = np.where(np.isnan(hi), np.inf, hi), np.where(np.isnan(lo), -np.inf, lo)
+    for _ in range(tries):
+        bad = np.flatnonzero((drawn > hi) | (drawn < lo))
+        if bad.size == 0:
+            return drawn
+        drawn[bad] = np.asarray(model.draw(None if x is None else x[bad], rng, bad.size), dtype="float64")
+    return np.where(drawn > hi, hi, np.where(drawn < lo, lo, drawn))
+
+
+def _inequalities(enc: pd.DataFrame, node: Node) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """For each numeric column, the earlier numeric columns it never exceeded / never fell below in training."""
+    nums = [c for c in node.chain if c in node.numerical and c != T and not c.startswith("__n_") and c not in node.dates]
+    below: dict[str, list[str]] = {}
+    above: dict[str, list[str]] = {}
+    for j, c in enumerate(nums):
+        v = pd.to_numeric(enc[c], errors="coerce").to_numpy(dtype="float64")
+        for a in nums[:j]:
+            w = pd.to_numeric(enc[a], errors="coerce").to_numpy(dtype="float64")
+            both = np.isfinite(v) & np.isfinite(w)
+            if both.sum() < 20 or np.all(v[both] == w[both]):
+                continue
+            if np.all(v[both] <= w[both]):
+                below.setdefault(c, []).append(a)
+            elif np.all(v[both] >= w[both]):
+                above.setdefault(c, []).append(a)
+    return below, above
+
+
+def _offsets_vary_less(days: np.ndarray, parent_anchor: np.ndarray, parent_pos: np.ndarray | None) -> bool:
+    """Model a table's first dates as offsets from the parent's date (else as calendar days) when the
+    offsets of each parent's first row vary less: visits of a study period are calendar-bound, events
+    of an admission parent-bound."""
+    first = np.r_[True, parent_pos[1:] != parent_pos[:-1]] if parent_pos is not None and len(parent_pos) else np.ones(len(days), bool)
+    offsets, absolute = (days - parent_anchor)[first], days[first]
+    ok = np.isfinite(offsets) & np.isfinite(absolute)
+    if ok.sum() < 2:
+        return True
+    return bool(np.std(offsets[ok]) <= np.std(absolute[ok]))
 
 
 def _informative(values: np.ndarray) -> bool:

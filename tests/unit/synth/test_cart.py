@@ -1,0 +1,209 @@
+"""The cart generator's structure guarantees, and min_patients (rare values never emitted) on non-DP generators."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_schemas.io import load_schema, parse_schema
+from synth.errors import GeneratorError
+from synth.generators import get_generator
+from synth.generators.rare import _ladder
+from synth.load import frames_to_dataset
+from synth.split import split_patients
+
+KR = load_schema("kr_claims")
+
+
+@pytest.fixture(scope="module")
+def kr_train():
+    from synth.demo_population import simulate
+
+    dataset, report = frames_to_dataset(KR, simulate(300, seed=11))
+    assert report.ok
+    train, _holdout, _ = split_patients(dataset, seed=2)
+    return train
+
+
+@pytest.fixture(scope="module")
+def kr_cart(kr_train):
+    generator = get_generator("cart").fit(kr_train)
+    return generator, generator.sample(240, seed=1)
+
+
+def _claims(ds) -> pd.DataFrame:
+    return ds.con.execute(
+        f"SELECT c.patient_id, c.visit_date, c.care_type, p.eligibility_start, p.eligibility_end "
+        f"FROM {ds.sql_name('claims')} c JOIN {ds.sql_name('patients')} p USING (patient_id) ORDER BY c.patient_id, c.visit_date"
+    ).df()
+
+
+def _same_day_share(claims: pd.DataFrame) -> float:
+    gaps = claims.groupby("patient_id")["visit_date"].diff().dropna().dt.days
+    return float((gaps == 0).mean())
+
+
+def test_cart_claims_stay_in_order_within_eligibility_and_keep_same_day_clusters(kr_train, kr_cart) -> None:
+    generator, cohort = kr_cart
+    syn, real = _claims(cohort), _claims(kr_train)
+    assert len(syn) > 0.6 * len(real) * 240 / kr_train.row_counts()["patients"]
+    assert (syn["visit_date"] >= syn["eligibility_start"]).all() and (syn["visit_date"] <= syn["eligibility_end"]).all()
+    # a visit and its pharmacy fill on the same day: the share of same-day consecutive claims is kept
+    assert abs(_same_day_share(syn) - _same_day_share(real)) < 0.1, (_same_day_share(syn), _same_day_share(real))
+    # patients without claims (zero inflation) exist in both
+    per_patient_real = kr_train.row_counts()["claims"] / kr_train.row_counts()["patients"]
+    per_patient_syn = len(syn) / 240
+    assert 0.75 < per_patient_syn / per_patient_real < 1.33
+    assert generator.last_sample_report_ is not None
+
+
+def test_cart_rows_come_from_training_values_not_whole_records(kr_train, kr_cart) -> None:
+    _generator, cohort = kr_cart
+    cols = "sex, birth_year, region, insurance_type, income_decile, eligibility_start, eligibility_end"
+    real = kr_train.con.execute(f"SELECT {cols} FROM {kr_train.sql_name('patients')}").df()
+    syn = cohort.con.execute(f"SELECT {cols} FROM {cohort.sql_name('patients')}").df()
+    copies = syn.merge(real.drop_duplicates(), how="inner").shape[0]
+    assert copies < 0.2 * len(syn)  # donors are per column: whole training patients are not replayed
+    assert set(syn["region"].dropna()) <= set(real["region"].dropna())
+
+
+EMR = """
+name: mini_emr
+patient: {table: patients, column: pid}
+tables:
+  patients:
+    primary_key: pid
+    columns:
+      pid: {type: id, privacy: direct_identifier, nullable: false}
+      sex: {type: categorical, values: [M, F], nullable: false}
+      birth: {type: datetime, unit: date, nullable: false}
+  admissions:
+    primary_key: aid
+    order_by: admit
+    columns:
+      aid: {type: id, nullable: false}
+      pid: {type: id, references: patients.pid, privacy: direct_identifier, nullable: false}
+      admit: {type: datetime, nullable: false}
+      discharge: {type: datetime, nullable: false}
+      ward: {type: categorical, nullable: false}
+    rules:
+      - {name: discharge_after_admit, check: discharge >= admit}
+  events:
+    order_by: at
+    columns:
+      pid: {type: id, references: patients.pid, privacy: direct_identifier, nullable: false}
+      aid: {type: id, references: admissions.aid, nullable: false}
+      at: {type: datetime, nullable: false}
+      kind: {type: categorical, nullable: false}
+      code: {type: code, pattern: '^[A-Z][0-9]{2}(\\.[0-9])?$', nullable: false}
+"""
+
+
+def _mini_emr(n: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Patients with 0-4 admissions each, 1-6 events inside each admission, in time order."""
+    rng = np.random.default_rng(seed)
+    pats, adms, evs = [], [], []
+    for p in range(n):
+        birth = pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 15000)))
+        pats.append({"pid": f"p{p}", "sex": "MF"[p % 2], "birth": birth})
+        t = pd.Timestamp("2015-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
+        for a in range(int(rng.choice([0, 1, 1, 2, 3, 4]))):
+            t = t + pd.Timedelta(days=int(rng.integers(5, 200)), hours=int(rng.integers(0, 23)))
+            stay = pd.Timedelta(days=int(rng.integers(1, 9)))
+            aid = f"a{p}_{a}"
+            adms.append({"aid": aid, "pid": f"p{p}", "admit": t, "discharge": t + stay, "ward": ["icu", "med", "surg"][a % 3]})
+            at = t
+            for _ in range(int(rng.integers(1, 7))):
+                at = min(at + pd.Timedelta(hours=int(rng.integers(0, 30))), t + stay)
+                evs.append({"pid": f"p{p}", "aid": aid, "at": at, "kind": str(rng.choice(["lab", "drug", "note"])),
+                            "code": f"{'ABC'[int(rng.integers(0, 3))]}{int(rng.integers(10, 14))}.{int(rng.integers(0, 3))}"})
+    return {"patients": pd.DataFrame(pats), "admissions": pd.DataFrame(adms), "events": pd.DataFrame(evs)}
+
+
+def test_cart_keeps_events_inside_their_admission() -> None:
+    schema = parse_schema(EMR, source="<test>")
+    dataset, report = frames_to_dataset(schema, _mini_emr(160, 3))
+    assert report.ok, report.render()
+    train, _holdout, _ = split_patients(dataset, seed=0)
+    generator = get_generator("cart").fit(train)
+    cohort = generator.sample(120, seed=4)
+    assert ("events", "aid") in generator.tree_keys_  # events hang under their admission, not only the patient
+    joined = cohort.con.execute(
+        f"SELECT e.pid AS epid, a.pid AS apid, e.at, a.admit, a.discharge, e.aid FROM {cohort.sql_name('events')} e "
+        f"JOIN {cohort.sql_name('admissions')} a ON e.aid = a.aid"
+    ).df()
+    n_events = cohort.row_counts()["events"]
+    assert len(joined) == n_events > 0  # every event's admission exists
+    assert (joined["epid"] == joined["apid"]).all()  # ... and belongs to the event's patient
+    assert (joined["at"] >= joined["admit"]).all() and (joined["at"] <= joined["discharge"]).all()
+    per_adm_real = train.row_counts()["events"] / train.row_counts()["admissions"]
+    per_adm_syn = n_events / cohort.row_counts()["admissions"]
+    assert 0.8 < per_adm_syn / per_adm_real < 1.25
+    per_pat_real = train.row_counts()["admissions"] / train.row_counts()["patients"]
+    assert 0.8 < (cohort.row_counts()["admissions"] / 120) / per_pat_real < 1.25
+
+
+# -- min_patients ------------------------------------------------------------------------------------
+
+
+def test_code_ladder() -> None:
+    assert _ladder("E11.9") == ["E11"]
+    assert _ladder("C09AA05") == ["C09AA0", "C09AA", "C09A", "C09"]
+    assert _ladder("401") == []
+
+
+@pytest.fixture(scope="module")
+def kr_with_rare():
+    """The small population with one code planted on a single training patient (a rare disease)."""
+    from synth.demo_population import simulate
+
+    frames = {k: v.to_pandas() for k, v in simulate(300, seed=11).items()}
+    claims = frames["claims"]
+    first = claims.index[claims["patient_id"] == claims["patient_id"].iloc[0]]
+    claims.loc[first, "main_dx"] = "Q87.4"  # held by one patient only
+    dataset, report = frames_to_dataset(KR, frames)
+    assert report.ok
+    train, _holdout, _ = split_patients(dataset, seed=2)
+    held = train.con.execute(f"SELECT count(DISTINCT patient_id) FROM {train.sql_name('claims')} WHERE main_dx = 'Q87.4'").fetchone()[0]
+    return train, held
+
+
+def _patients_per_code(ds, table: str, column: str) -> pd.Series:
+    key = "patient_id"
+    frame = ds.con.execute(f"SELECT DISTINCT {key}, {column} AS v FROM {ds.sql_name(table)} WHERE {column} IS NOT NULL").df()
+    return frame.groupby("v")[key].nunique()
+
+
+@pytest.mark.parametrize("name", ["cart", "gaussian_copula", "independent", "copy"])
+def test_min_patients_never_emits_a_rare_code(name: str, kr_with_rare) -> None:
+    train, held = kr_with_rare
+    k = 5
+    params = {"min_patients": k}
+    generator = get_generator(name, **params).fit(train)
+    cohort = generator.sample(300, seed=7)
+    real = _patients_per_code(train, "claims", "main_dx")
+    syn = _patients_per_code(cohort, "claims", "main_dx")
+    rare = set(real.index[real < k])
+    if held:
+        assert "Q87.4" in rare
+    assert not (set(syn.index) & rare), sorted(set(syn.index) & rare)[:5]
+    # what replaced a rare code is a parent group held by >= k training patients (or a common code)
+    for code in set(syn.index) - set(real.index):
+        group = train.con.execute(
+            f"SELECT count(DISTINCT patient_id) FROM {train.sql_name('claims')} WHERE starts_with(main_dx, ?)", [code]
+        ).fetchone()[0]
+        assert group >= k, code
+    assert generator.last_sample_report_.generalised_values >= 0
+    for col in ("region", "insurance_type"):
+        common = _patients_per_code(train, "patients", col)
+        assert set(_patients_per_code(cohort, "patients", col).index) <= set(common.index[common >= k])
+
+
+def test_min_patients_parameter_errors() -> None:
+    with pytest.raises(GeneratorError, match="The 'min_patients' parameter of cart must be an int >= 1"):
+        get_generator("cart", min_patients=0)
+    with pytest.raises(GeneratorError, match="min_patients"):
+        get_generator("dp_mst", epsilon=1.0, min_patients=5)
+    assert get_generator("gaussian_copula", min_patients=3).get_params()["min_patients"] == 3
+    with pytest.raises(GeneratorError, match="The 'min_leaf' parameter of cart"):
+        get_generator("cart", min_leaf=0)
