@@ -55,6 +55,15 @@ StoreOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+MaxTimeOpt = Annotated[
+    Optional[float],
+    typer.Option("--max-time", min=1, help="Seconds a neural generator (ctgan, tvae, par) may train: it stops after the epoch that passes it."),
+]
+
+
+def _with_max_time(params: dict, max_time: float | None) -> dict:
+    """The generator parameters with ``max_time`` added when --max-time is given."""
+    return {**params, "max_time": max_time} if max_time is not None else params
 GeneratorOpt = Annotated[str, typer.Option("--generator", "-g", help="Registered generator name (see `synthmed generators list`).")]
 ParamOpt = Annotated[
     Optional[list[str]],
@@ -116,14 +125,26 @@ def _store(store: Path | None):
 
 @app.command()
 def validate(
-    data_dir: Annotated[Path, typer.Argument(help="Folder of CSV, CSV.GZ or Parquet files.")],
-    schema: SchemaOpt,
+    data_dir: Annotated[Path, typer.Argument(help="Folder of CSV, CSV.GZ or Parquet files, a release folder, or a release id.")],
+    schema: Annotated[
+        Optional[str],
+        typer.Option("--schema", "-s", help="Built-in schema name or path to a schema YAML (default for a release: the schema it carries)."),
+    ] = None,
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a data folder against a schema and report every problem found."""
     from synth.load import read_dataset
+    from synth.release import RELEASE_ID, folder_schema
 
-    sch = load_schema(schema)
+    if schema is not None:
+        sch = load_schema(schema)
+    else:
+        if not data_dir.exists() and RELEASE_ID.fullmatch(str(data_dir)):
+            st = _store(store)
+            st.catalog.release(str(data_dir))  # a clear error for an unknown id
+            data_dir = st.release_dir(str(data_dir))
+        sch = folder_schema(data_dir)
     _, report = read_dataset(sch, data_dir)
     if as_json:
         out.print_json(report.to_json())
@@ -182,11 +203,12 @@ def schemas_infer(
     data_dir: Annotated[Path, typer.Argument(help="Folder of CSV, CSV.GZ or Parquet files.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the YAML here instead of stdout.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Schema name (default: the folder name).")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Draft a schema for your own data folder; review it, then validate the folder with it."""
     from synth.infer import infer_schema_yaml
 
-    text = infer_schema_yaml(data_dir, name=name)
+    text = infer_schema_yaml(data_dir, name=name, progress=_progress(quiet))
     if output is None:
         out.print(text, markup=False)
         return
@@ -204,15 +226,19 @@ def prepare(
     seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,
     holdout: Annotated[float, typer.Option(help="Share of patients held out.")] = 0.2,
     date_shift_days: Annotated[int, typer.Option(help="Shift each patient's dates by a keyed offset within +-N days.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Move a non-empty output folder aside (kept, renamed) instead of refusing.")] = False,
 ) -> None:
     """Validate, pseudonymise direct identifiers and split patients into train and holdout."""
     from synth.load import load_dataset
+    from synth.prepare import check_output
     from synth.prepare import prepare as run_prepare
     from synth.pseudonymise import load_secret
 
+    check_output(output, data_dir if data_dir.is_dir() else None, force=force)  # before any work
     secret = load_secret(secret_file)
     dataset = load_dataset(load_schema(schema), data_dir)
-    result = run_prepare(dataset, output, secret=secret, seed=seed, holdout_fraction=holdout, date_shift_days=date_shift_days)
+    result = run_prepare(dataset, output, secret=secret, seed=seed, holdout_fraction=holdout, date_shift_days=date_shift_days,
+                         force=force)
     _print_prepared(result)
 
 
@@ -279,12 +305,13 @@ def fit(
     quiet: QuietOpt = False,
     epsilon: EpsilonOpt = None,
     delta: DeltaOpt = None,
+    max_time: MaxTimeOpt = None,
 ) -> None:
     """Fit a generator on the train split of a data folder and save it."""
     from synth.pipeline import make_generator, read_training_input
 
     sch = load_schema(schema)
-    gen = make_generator(generator, _params(param), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
+    gen = make_generator(generator, _with_max_time(_params(param), max_time), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file))
     gen.fit(data.train, progress=_progress(quiet))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -328,12 +355,13 @@ def release(
         Optional[str],
         typer.Option("--requested-by", help="Who asks for this release (default: the OS user); that identity cannot approve it in the review app."),
     ] = None,
+    max_time: MaxTimeOpt = None,
 ) -> None:
     """Fit on the train split, sample a cohort, and register it as an immutable release."""
     from synth.pipeline import release as run_release
 
     info = run_release(
-        load_schema(schema), data_dir, generator=generator, params=_params(param), store=_store(store),
+        load_schema(schema), data_dir, generator=generator, params=_with_max_time(_params(param), max_time), store=_store(store),
         n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
         progress=_progress(quiet), epsilon=epsilon, delta=delta, requested_by=requested_by,
     )
@@ -380,7 +408,7 @@ def releases_show(release_id: Annotated[str, typer.Argument(help="Release id.")]
     out.print(f"split seed {split['seed']}, holdout fraction {split['holdout_fraction']:g} (split sizes and fingerprints are private)")
     if manifest["generator"].get("epsilon") is not None:
         out.print(f"differentially private: epsilon {manifest['generator']['epsilon']}, delta {manifest['generator'].get('delta')}")
-    fixes = manifest.get("sample_report", {}).get("rules", {})
+    fixes = {k: v for k, v in manifest.get("sample_report", {}).get("rules", {}).items() if v.get("violations")}
     if fixes:
         out.print("rule repairs: " + ", ".join(f"{k} {v['violations']} found/{v['resampled']} resampled/{v['dropped']} dropped" for k, v in fixes.items()))
 
@@ -466,7 +494,7 @@ def _metric_progress(quiet: bool):
 def evaluate(
     release_id: Annotated[Optional[str], typer.Argument(help="Release id (see `synthmed releases list`).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="The data the release was fitted on (prepared or raw folder).")] = None,
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema of --real/--synthetic folders.")] = None,
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema of --real/--synthetic folders (a release carries its own).")] = None,
     real: Annotated[Optional[Path], typer.Option("--real", help="Real training data folder (folder mode).")] = None,
     synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Synthetic data folder made by any tool (folder mode).")] = None,
     holdout: Annotated[Optional[Path], typer.Option("--holdout", help="Real holdout folder, never seen by the generator (folder mode).")] = None,
@@ -475,8 +503,10 @@ def evaluate(
     seed: Annotated[Optional[int], typer.Option(help="Seed of samples, attacks and bootstraps (default: the release's seed, else 0).")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", min=10, help="Patients/rows per side for row-level work (attacks, detection, utility).")] = 20_000,
     policy: Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: the built-in policy).")] = None,
-    shadow_models: Annotated[int, typer.Option("--shadow-models", min=0, help="Shadow generators the shadow-model attack may fit (0 skips it).")] = 4,
-    shadow_targets: Annotated[int, typer.Option("--shadow-targets", min=10, help="Targets per class of the shadow-model attack.")] = 50,
+    shadow_models: Annotated[int, typer.Option("--shadow-models", min=0, help="Shadow generators the shadow-model attack may fit (0 skips it).")] = 8,
+    shadow_targets: Annotated[int, typer.Option("--shadow-targets", min=10, help="Targets per class of the shadow-model attack.")] = 1000,
+    audit: Annotated[Optional[str], typer.Option("--audit", help="'canaries': also run the one-run epsilon audit (inserts canary patients, refits the generator).")] = None,
+    canaries: Annotated[int, typer.Option("--canaries", min=2, help="Canary patients of --audit canaries.")] = 100,
     secret_file: SecretOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -493,6 +523,10 @@ def evaluate(
     if release_id is None and not folder_mode:
         raise typer.BadParameter("give RELEASE_ID --data DIR to evaluate a release, or --schema S --real DIR --synthetic DIR")
     params: dict[str, dict[str, object]] = {}
+    if audit is not None and audit != "canaries":
+        raise typer.BadParameter(f"the only audit is 'canaries'; got {audit!r}", param_hint="--audit")
+    if audit is not None and release_id is None:
+        raise typer.BadParameter("the canary audit refits a release's generator: give RELEASE_ID --data DIR", param_hint="--audit")
     if release_id is not None:
         if data_dir is None:
             raise typer.BadParameter("evaluating a release needs --data, the data it was fitted on", param_hint="--data")
@@ -502,6 +536,7 @@ def evaluate(
         outcome = evaluate_release(
             st, release_id, data_dir, secret=_optional_secret(secret_file), options=options, metrics=selected,
             policy=policy, shadow=ShadowBudget(shadow_models, shadow_targets), progress=_metric_progress(quiet or as_json),
+            schema_hint=load_schema(schema) if schema is not None else None, canaries=canaries if audit else 0,
         )
     else:
         if schema is None or real is None or synthetic is None:

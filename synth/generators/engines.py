@@ -20,8 +20,8 @@ NEURAL = ("ctgan", "tvae")
 # our defaults where SDV's would make a local run impractical (SDV: 300 epochs)
 ENGINE_DEFAULTS: dict[str, dict[str, Any]] = {
     "gaussian_copula": {"default_distribution": "truncnorm"},
-    "ctgan": {"epochs": 50, "batch_size": 500, "enable_gpu": False},
-    "tvae": {"epochs": 50, "batch_size": 500, "enable_gpu": False},
+    "ctgan": {"epochs": 50, "batch_size": 500, "enable_gpu": False, "verbose": True},  # epochs reported (progress.py)
+    "tvae": {"epochs": 50, "batch_size": 500, "enable_gpu": False, "verbose": True},
 }
 
 

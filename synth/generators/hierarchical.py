@@ -20,6 +20,7 @@ the same patient's row of the referenced table, matched by date.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,7 +31,8 @@ from data_schemas.model import Column, Schema
 from data_schemas.sdv_metadata import column_sdtype
 from synth.errors import GeneratorError
 from synth.generators.base import Generator, Progress, TrainingData, breadth_first, local_rule_mask
-from synth.generators.engines import TableModel, check_engine_params
+from synth.generators.engines import NEURAL, TableModel, check_engine_params
+from synth.generators.progress import check_budget, check_max_time, watch_epochs
 from synth.generators.registry import register
 
 VIRTUAL = "__patient__"
@@ -92,8 +94,11 @@ class HierarchicalGenerator(Generator):
         engine_params: dict[str, Any] | None = None,
         max_rows_per_table: int | None = None,
         min_patients: int | None = None,
+        max_time: float | None = None,
     ) -> None:
         super().__init__(min_patients=min_patients)
+        self.max_time = check_max_time(self.name or "hierarchical", max_time)
+        self._watch: tuple[Progress, float | None, dict[str, Any]] | None = None
         self.engine = engine
         self.engine_params = check_engine_params(engine, dict(engine_params or {}))
         if max_rows_per_table is not None and (not isinstance(max_rows_per_table, int) or max_rows_per_table < 100):
@@ -104,7 +109,11 @@ class HierarchicalGenerator(Generator):
         self.anchor_: str | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"engine": self.engine, "engine_params": self.engine_params, "max_rows_per_table": self.max_rows_per_table, **self._rare_params()}
+        return {"engine": self.engine, "engine_params": self.engine_params, "max_rows_per_table": self.max_rows_per_table, **self._rare_params(), **self._time_params()}
+
+    def _time_params(self) -> dict[str, Any]:
+        max_time = getattr(self, "max_time", None)  # generators saved before max_time existed
+        return {"max_time": max_time} if max_time is not None else {}
 
     # -- structure -------------------------------------------------------------------------------
     def _build_tree(self, data: TrainingData) -> dict[str, pd.DataFrame]:
@@ -154,6 +163,24 @@ class HierarchicalGenerator(Generator):
 
     # -- fit -------------------------------------------------------------------------------------
     def _fit(self, data: TrainingData, progress: Progress) -> None:
+        """Fit every table's model; neural engines report epochs and stop at ``max_time`` (synth.generators.progress)."""
+        deadline = time.monotonic() + self.max_time if self.max_time is not None else None
+        self._check_budget(data)
+        self._watch = (progress, deadline, {})
+        try:
+            self._fit_tables(data, progress)
+        finally:
+            self._watch = None
+
+    def _check_budget(self, data: TrainingData) -> None:
+        """Refuse a neural fit that would run for hours with no time cap."""
+        if self.engine not in NEURAL:
+            return
+        cap = self.max_rows_per_table or 10**12
+        rows = sum(min(len(f), cap) for f in data.frames.values())
+        check_budget(f"{self.name} ({self.engine_params.get('epochs')} epochs)", rows * int(self.engine_params.get("epochs", 1)), self.max_time)
+
+    def _fit_tables(self, data: TrainingData, progress: Progress) -> None:
         schema = data.schema
         frames = self._build_tree(data)
         anchor_cols = [c.name for c in schema.patient_table.columns_of_type("datetime")]
@@ -182,7 +209,9 @@ class HierarchicalGenerator(Generator):
         """Fit the engine on a node's training frame (its attributes, child counts and parent context)."""
         if self.max_rows_per_table and len(encoded) > self.max_rows_per_table:
             encoded = encoded.iloc[rng.choice(len(encoded), self.max_rows_per_table, replace=False)]
-        node.model = TableModel(self.engine, self.engine_params, specs).fit(encoded.reset_index(drop=True), seed=0)
+        progress, deadline, state = self._watch or ((lambda _m: None), None, {})
+        with watch_epochs(f"{self.engine} on {node.name}", progress, deadline, state):
+            node.model = TableModel(self.engine, self.engine_params, specs).fit(encoded.reset_index(drop=True), seed=0)
 
     def _attributes(self, schema: Schema, node: Node) -> list[Column]:
         if node.name == VIRTUAL:

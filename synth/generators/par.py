@@ -27,6 +27,7 @@ from synth.errors import GeneratorError
 from synth.generators.base import Progress, TrainingData
 from synth.generators.engines import _quiet, _seed_torch
 from synth.generators.hierarchical import HierarchicalGenerator, Node
+from synth.generators.progress import check_budget, watch_epochs
 from synth.generators.registry import register
 
 
@@ -80,12 +81,14 @@ class PARGenerator(HierarchicalGenerator):
         engine_params: dict[str, Any] | None = None,
         max_rows_per_table: int | None = None,
         min_patients: int | None = None,
+        max_time: float | None = None,
     ) -> None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise GeneratorError(f"The 'epochs' parameter of par must be an int >= 1; got {epochs!r} instead.")
         if sequence_table is not None and not isinstance(sequence_table, str):
             raise GeneratorError(f"The 'sequence_table' parameter of par must be a table name or None; got {sequence_table!r} instead.")
-        super().__init__(engine=engine, engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients)
+        super().__init__(engine=engine, engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients,
+                         max_time=max_time)
         self.epochs = epochs
         self.sequence_table = sequence_table
         self.sequence_: str | None = None
@@ -148,9 +151,11 @@ class PARGenerator(HierarchicalGenerator):
                 "METADATA_SPEC_VERSION": "V2",
             }
         )
-        par = PARSynthesizer(metadata, context_columns=self.par_context_, epochs=self.epochs, cuda=False, verbose=False)
+        par = PARSynthesizer(metadata, context_columns=self.par_context_, epochs=self.epochs, cuda=False, verbose=True)
         _seed_torch(0)
-        with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+        progress, deadline, state = self._watch or ((lambda _m: None), None, {})
+        check_budget(f"par ({self.epochs} epochs)", len(data) * self.epochs, self.max_time)
+        with _quiet(), watch_epochs(f"par on {node.name}", progress, deadline, state):  # epochs, loss, ETA; stops at max_time
             par.fit({"events": data.sort_values(["__seq", order_by], kind="stable").reset_index(drop=True)})
         self.par_ = par
 

@@ -17,7 +17,7 @@ class _EngineGenerator(HierarchicalGenerator):
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, so that ``get_generator(name, **params)`` rebuilds this generator."""
-        return {**self.engine_params, "max_rows_per_table": self.max_rows_per_table, **self._rare_params()}
+        return {**self.engine_params, "max_rows_per_table": self.max_rows_per_table, **self._rare_params(), **self._time_params()}
 
 
 @register
@@ -40,8 +40,14 @@ class CTGANGenerator(_EngineGenerator):
     family: ClassVar[str] = "sdv-single-table"
     description: ClassVar[str] = "SDV CTGAN per table (neural, GAN; 50 epochs by default)"
 
-    def __init__(self, *, max_rows_per_table: int | None = None, min_patients: int | None = None, **engine_params: Any) -> None:
-        super().__init__(engine="ctgan", engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients)
+    def __init__(
+        self, *, max_rows_per_table: int | None = None, min_patients: int | None = None, max_time: float | None = None,
+        **engine_params: Any,
+    ) -> None:
+        super().__init__(
+            engine="ctgan", engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients,
+            max_time=max_time,
+        )
 
 
 @register
@@ -52,5 +58,11 @@ class TVAEGenerator(_EngineGenerator):
     family: ClassVar[str] = "sdv-single-table"
     description: ClassVar[str] = "SDV TVAE per table (neural, variational autoencoder; 50 epochs by default)"
 
-    def __init__(self, *, max_rows_per_table: int | None = None, min_patients: int | None = None, **engine_params: Any) -> None:
-        super().__init__(engine="tvae", engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients)
+    def __init__(
+        self, *, max_rows_per_table: int | None = None, min_patients: int | None = None, max_time: float | None = None,
+        **engine_params: Any,
+    ) -> None:
+        super().__init__(
+            engine="tvae", engine_params=engine_params, max_rows_per_table=max_rows_per_table, min_patients=min_patients,
+            max_time=max_time,
+        )

@@ -38,7 +38,7 @@ def test_compare_and_read_only_review_in_chromium(demo_store: Store, served: str
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is part of the test extra")
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    tvae_id = next(r["release_id"] for r in demo_store.catalog.releases() if r["generator"] == "tvae")
+    cart_id = next(r["release_id"] for r in demo_store.catalog.releases() if r["generator"] == "cart")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
         try:
@@ -57,7 +57,7 @@ def test_compare_and_read_only_review_in_chromium(demo_store: Store, served: str
             settle(page)
             assert page.get_by_role("heading", name="Compare releases").is_visible()
             assert page.get_by_text("Worst attack AUC", exact=True).count() == 2
-            assert page.get_by_text(tvae_id).first.is_visible()
+            assert page.get_by_text(cart_id).first.is_visible()
             page.screenshot(path=str(shots / "compare.png"), full_page=True)
             for tab in ("Membership attacks", "Anonymeter risks"):
                 page.get_by_role("tab", name=tab).click()
@@ -67,7 +67,7 @@ def test_compare_and_read_only_review_in_chromium(demo_store: Store, served: str
             assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 6
 
             # 3. the review page of the TVAE release: evidence and history, but no decision without sign-in
-            page.goto(f"{served}/review?release={tvae_id}")
+            page.goto(f"{served}/review?release={cart_id}")
             page.wait_for_url("**/review?**")
             settle(page)
             assert page.get_by_text("Every file matches the release's manifest").is_visible()

@@ -130,9 +130,9 @@ def test_demo_end_to_end(demo_run) -> None:
     assert result.returncode == 0, result.stderr
     assert "synthmed demo" in result.stdout and "valid" in result.stdout
     assert (store / "demo" / "prepared" / "train" / "claims.parquet").is_file()
-    # two releases, a fast and a neural one, registered and printed
+    # two releases, the default cart and the gaussian_copula baseline, registered and printed
     releases = sorted(p.name for p in (store / "releases").iterdir())
-    assert len(releases) == 2 and any("gaussian_copula" in r for r in releases) and any("tvae" in r for r in releases)
+    assert len(releases) == 2 and any("gaussian_copula" in r for r in releases) and any("cart" in r for r in releases)
     assert all(r in result.stdout for r in releases)
     # each evaluated and stored, the scorecard shows fidelity and risk side by side
     from synth.catalog import Catalog
