@@ -266,10 +266,8 @@ from synth.load import connect
 from evaluate.context import EvalContext, EvalOptions
 from evaluate.registry import select
 import evaluate.metrics  # noqa: F401
-con = connect(threads={threads})
-con.execute("SET memory_limit = '{memory_limit}'")
-con.execute("SET temp_directory = '{tmp}'")
-con.execute("SET preserve_insertion_order = false")
+con = connect(threads={threads}, read_dirs=[{real!r}, {syn!r}],
+              config={{"memory_limit": '{memory_limit}', "temp_directory": '{tmp}', "preserve_insertion_order": False}})
 real = parquet_dataset(con, "train", __import__("pathlib").Path({real!r}))
 syn = parquet_dataset(con, "synthetic", __import__("pathlib").Path({syn!r}))
 ctx = EvalContext(SCHEMA, con, real, syn, None, EvalOptions(seed=0, max_rows={max_rows}))

@@ -262,6 +262,8 @@ def schema_to_yaml(schema: Schema) -> str:
             spec_t["groups"] = {g.name: g.model_dump(exclude_defaults=True, exclude={"name"}) for g in table.groups.values()}
         if table.rules:
             spec_t["rules"] = [r.model_dump(exclude_defaults=True) for r in table.rules]
+        if table.csv is not None:
+            spec_t["csv"] = table.csv.model_dump(exclude_none=True)
         tables[table.name] = spec_t
     doc = {
         "name": schema.name,

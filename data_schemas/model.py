@@ -157,6 +157,16 @@ class ColumnGroup(_Frozen):
         return [f"{self.prefix}{i}" for i in range(1, self.count + 1)]
 
 
+class CsvDialect(_Frozen):
+    """How a table's CSV files are written, when DuckDB's sniffing should not decide: delimiter, quote,
+    escape character and encoding (``utf-8``, ``utf-16`` or ``latin-1``)."""
+
+    delimiter: str | None = Field(default=None, min_length=1, max_length=4)
+    quote: str | None = Field(default=None, max_length=1)
+    escape: str | None = Field(default=None, max_length=1)
+    encoding: Literal["utf-8", "utf-16", "latin-1"] | None = None
+
+
 class Table(_Frozen):
     """A table of the database: its files, keys, columns, groups and rules.
 
@@ -174,6 +184,7 @@ class Table(_Frozen):
     columns: dict[str, Column]
     groups: dict[str, ColumnGroup] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    csv: CsvDialect | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -330,7 +341,11 @@ class Schema(_Frozen):
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the schema's canonical JSON: what a release records as the schema hash."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        dumped = self.model_dump(mode="json")
+        for table in dumped["tables"].values():
+            if table.get("csv") is None:
+                table.pop("csv", None)  # schemas without a CSV dialect keep the hash they had before it existed
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -102,7 +102,7 @@ def compile_check(check: str) -> CompiledCheck:
         raise RuleRefusedError(f"the check has {len(check):,} characters; at most {MAX_CHECK_CHARS:,} are allowed")
     with _PARSER_LOCK:
         con = _parser()
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", ["SELECT " + check]).fetchone()[0])
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", ["SELECT " + check]).fetchall()[0][0])
         if tree.get("error"):
             raise RuleRefusedError(f"it is not one SQL expression: {str(tree.get('error_message', '')).splitlines()[0]}")
         statements = tree.get("statements") or []
@@ -112,7 +112,7 @@ def compile_check(check: str) -> CompiledCheck:
         _refuse_clauses(node)
         columns: set[tuple[str, str]] = set()
         _walk(node["select_list"][0], columns, depth=0)
-        rendered = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0]
+        rendered = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
     if not rendered.startswith("SELECT "):
         raise RuleRefusedError("it could not be rendered back as one expression")
     return CompiledCheck(rendered[len("SELECT "):], frozenset(columns))

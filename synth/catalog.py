@@ -45,7 +45,7 @@ DDL = [
         release_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, schema_name VARCHAR, schema_hash VARCHAR,
         generator VARCHAR, family VARCHAR, differentially_private BOOLEAN, epsilon DOUBLE, delta DOUBLE,
         seed BIGINT, n_patients BIGINT, rows_json VARCHAR, params_json VARCHAR,
-        manifest_hash VARCHAR, path VARCHAR, requested_by VARCHAR, requested_os_user VARCHAR)""",
+        manifest_hash VARCHAR, path VARCHAR, requested_by VARCHAR, requested_os_user VARCHAR, schema_yaml VARCHAR)""",
     # private bookkeeping of each release (split sizes and fingerprints, real row counts): never shown, never exported
     """CREATE TABLE IF NOT EXISTS release_sources (
         release_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, source_fingerprint VARCHAR, split_json VARCHAR,
@@ -67,7 +67,9 @@ DDL = [
 ]
 # Columns added to a table after catalogs with it exist: ``table -> [(column, type)]``, added as nullable
 # columns (no default) when a catalog is opened for writing, so rows written before stay valid in the chain.
-ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {}
+ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "releases": [("schema_yaml", "VARCHAR")],  # the schema YAML a release was made with (issue 15)
+}
 
 CHAIN_TABLE = "chain"
 CHAIN_DDL = f"""CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (
@@ -230,7 +232,7 @@ def verify_chain(con: duckdb.DuckDBPyConnection, *, key: bytes | None, head: dic
     tables = _tables(con)
     data_tables = [t for t in tables if t != CHAIN_TABLE]
     if CHAIN_TABLE not in tables:
-        filled = [t for t in data_tables if con.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchone()[0]]
+        filled = [t for t in data_tables if con.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchall()[0][0]]
         if filled:
             problems.append(
                 f"the catalog has no hash chain (tables {', '.join(filled)} have rows): it was made by an older "
@@ -303,7 +305,7 @@ def _catalog_problem(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
     tables = _tables(con)
     if not tables or CHAIN_TABLE in tables:
         return None
-    if any(con.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchone()[0] for t in tables):
+    if any(con.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchall()[0][0] for t in tables):
         return (
             f"the catalog {path} has no hash chain (made by an older synthmed, or its chain was dropped); "
             f"rebuild it from the release manifests with `synthmed audit rebuild --store {path.parent}` "
@@ -399,6 +401,8 @@ class Catalog:
                 raise
             else:
                 con.execute("COMMIT")
+                if os.environ.get("SYNTHMED_FAIL_AT") == "before_head:kill":  # tests: a crash between commit and head
+                    os._exit(97)
                 if state["head"] is not None:
                     _write_head(self.store_root, *state["head"])
             finally:
@@ -429,7 +433,7 @@ class Catalog:
             f"WHERE seq >= ? ORDER BY seq", [head["seq"] if head else 0]
         ).fetchall()
         if head is None:
-            total = con.execute(f"SELECT count(*), count(DISTINCT txn) FROM {CHAIN_TABLE}").fetchone()
+            total = con.execute(f"SELECT count(*), count(DISTINCT txn) FROM {CHAIN_TABLE}").fetchall()[0]
             if total[1] > 1:
                 raise CatalogError(
                     f"the catalog's signed chain head ({self.store_root / HEAD_FILE}) is missing; writes are refused "
@@ -464,10 +468,10 @@ class Catalog:
             [row[c] for c in cols],
         )
         names = [d[0] for d in cursor.description]
-        stored = dict(zip(names, cursor.fetchone()))
+        stored = dict(zip(names, cursor.fetchall()[0]))
         canonical = canonical_row(stored)
-        last = con.execute(f"SELECT seq, entry_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+        tail = con.execute(f"SELECT seq, entry_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1").fetchall()
+        seq, prev = (int(tail[0][0]) + 1, str(tail[0][1])) if tail else (1, GENESIS)
         entry = _entry_hash(prev, table, canonical)
         mac = _sign(state["key"], seq, entry)
         con.execute(

@@ -31,6 +31,14 @@ class DataDirError(SynthError):
     """A data folder is missing or unusable."""
 
 
+class CheckTimeoutError(SynthError):
+    """A check on data (a rule, a key) ran past its time limit and was interrupted."""
+
+
+class PreparedDataError(SynthError):
+    """A prepared folder (train/, holdout/, split.json) does not match its split record, or cannot be written."""
+
+
 class GeneratorError(SynthError):
     """A generator cannot be built, fitted, sampled or loaded as asked."""
 

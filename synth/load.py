@@ -6,32 +6,99 @@ valid data (style.md, rule 2).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+import fnmatch
+import gzip
+import os
+import stat
+import threading
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from data_schemas.io import file_pattern_problem
 from data_schemas.model import Column, Schema, Table
 from data_schemas.rules import quote, violations_sql
-from synth.errors import DataValidationError
+from synth.errors import CheckTimeoutError, DataValidationError
 from synth.validation import Problem, ValidationReport
 
 SAMPLES = 5
+STREAM_ROWS = 500_000
 _TEXT_TYPES = ("VARCHAR",)
+CHECK_TIMEOUT_ENV = "SYNTHMED_CHECK_TIMEOUT"  # seconds one check (a rule, a key) may run; default 1800
+DEFAULT_CHECK_TIMEOUT = 1800.0
 
 
-def connect(*, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the settings synthmed relies on (UTC, ordered scans)."""
-    config: dict[str, Any] = {"preserve_insertion_order": True}
+def connect(
+    *, threads: int | None = None, read_dirs: Sequence[str | Path] = (), config: Mapping[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the settings synthmed relies on (UTC, ordered scans), locked down.
+
+    It touches files only under ``read_dirs`` (DuckDB's ``allowed_directories``, which cannot tell reading
+    from writing; by default none at all: synthmed writes Parquet through pyarrow, and ``read_dataset``
+    reads files with a connection of its own that runs none of the schema's SQL), installs and loads no
+    extension on demand, and its configuration is locked, so no SQL reaching it can widen what it may
+    touch. Other settings (``memory_limit``, ``temp_directory``...) go in ``config``: they cannot be SET later.
+    """
+    settings: dict[str, Any] = {"preserve_insertion_order": True, **(config or {})}
+    settings.update(autoinstall_known_extensions=False, autoload_known_extensions=False)
     if threads:
-        config["threads"] = threads
-    con = duckdb.connect(":memory:", config=config)
+        settings["threads"] = threads
+    con = duckdb.connect(":memory:", config=settings)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # never draw on the user's terminal or a pipe
+    dirs = sorted({str(Path(d).resolve()).rstrip(os.sep) + os.sep for d in read_dirs})
+    if dirs:
+        con.execute(f"SET allowed_directories = [{', '.join(repr_sql(d) for d in dirs)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
+
+
+def repr_sql(text: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_timeout() -> float:
+    raw = os.environ.get(CHECK_TIMEOUT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_CHECK_TIMEOUT
+    except ValueError:
+        raise CheckTimeoutError(f"The '{CHECK_TIMEOUT_ENV}' setting must be a number of seconds; got {raw!r} instead.") from None
+
+
+@contextmanager
+def interrupt_after(con: duckdb.DuckDBPyConnection, what: str, seconds: float | None = None) -> Iterator[None]:
+    """Run the enclosed queries, interrupting them after ``seconds`` (default $SYNTHMED_CHECK_TIMEOUT) with
+    a CheckTimeoutError naming ``what``, so no check can hang a command."""
+    limit = check_timeout() if seconds is None else seconds
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(limit, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        if fired.is_set():
+            raise CheckTimeoutError(
+                f"{what} took longer than {limit:g} s and was stopped; raise {CHECK_TIMEOUT_ENV} if the data is that large"
+            ) from None
+        raise
+    finally:
+        timer.cancel()
 
 
 @dataclass
@@ -64,14 +131,15 @@ class Dataset:
         return self.con.sql(f"SELECT * FROM {self.sql_name(table)}").to_arrow_table()
 
     def write(self, out_dir: Path) -> dict[str, Path]:
-        """Write one ``<table>.parquet`` per table into ``out_dir``; returns the paths."""
+        """Write one ``<table>.parquet`` per table into ``out_dir``; returns the paths.
+
+        Streamed through pyarrow in record batches: the DuckDB connection itself may not write files.
+        """
         out_dir.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
         for table in self.schema.tables:
             path = out_dir / f"{table}.parquet"
-            self.con.execute(
-                f"COPY (SELECT * FROM {self.sql_name(table)}) TO '{_sql_str(str(path))}' (FORMAT PARQUET)"
-            )
+            write_parquet(self.con.sql(f"SELECT * FROM {self.sql_name(table)}"), path)
             paths[table] = path
         return paths
 
@@ -89,17 +157,87 @@ class Dataset:
         )
 
 
+def write_parquet(relation: duckdb.DuckDBPyRelation, path: Path, *, batch_rows: int = 1_000_000) -> None:
+    """A relation to one Parquet file, batch by batch (an empty relation still gets its schema)."""
+    reader = relation.to_arrow_reader(batch_rows)
+    with pq.ParquetWriter(str(path), reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
 def _sql_str(text: str) -> str:
     return text.replace("'", "''")
 
 
-def match_files(table: Table, data_dir: Path) -> list[Path]:
-    """Files of ``data_dir`` for a table: the first of its patterns that matches anything."""
+def match_files(table: Table, data_dir: Path, report: ValidationReport | None = None) -> list[Path]:
+    """Files of ``data_dir`` for a table: those of the first of its patterns that matches anything.
+
+    Every match must be a regular file whose real path lies inside ``data_dir``; anything else (a folder,
+    a FIFO, a device, a broken link or a link loop, a link leading out) is reported as a problem and not
+    read. Files that other patterns of the same table match (``x.csv`` beside ``x.csv.gz``) are problems
+    too, since one of the two would silently be ignored.
+    """
+    root = data_dir.resolve()
+    chosen: list[Path] = []
+    chosen_pattern = None
     for pattern in table.file_patterns():
-        found = sorted(p for p in data_dir.glob(pattern) if p.is_file())
-        if found:
-            return found
-    return []
+        if file_pattern_problem(pattern):
+            continue  # refused when the schema was loaded; never globbed
+        found = _glob(data_dir, pattern)
+        if not found:
+            continue
+        if chosen_pattern is None:
+            chosen_pattern = pattern
+            chosen = [p for p in found if _usable(p, root, table, report)]
+            continue
+        others = [p for p in found if p not in chosen and p.is_file()]
+        if others and report is not None:
+            report.add(Problem(
+                "ambiguous_files",
+                f"{', '.join(p.name for p in others[:5])} also match this table (pattern {pattern!r}) but only the "
+                f"files matching {chosen_pattern!r} are read ({', '.join(p.name for p in chosen[:3])}); "
+                "remove one of the two, or list the files to read under the table's files:",
+                table=table.name, file=", ".join(p.name for p in others[:5]), count=len(others),
+            ))
+    return chosen
+
+
+def _glob(data_dir: Path, pattern: str) -> list[Path]:
+    """Paths matching ``pattern``, broken links and link loops included (``Path.glob`` skips those)."""
+    if "/" in pattern or "**" in pattern:
+        return sorted(data_dir.glob(pattern))
+    try:
+        names = os.listdir(data_dir)
+    except OSError:
+        return []
+    hidden_ok = pattern.startswith(".")
+    return sorted(data_dir / n for n in names if fnmatch.fnmatchcase(n, pattern) and (hidden_ok or not n.startswith(".")))
+
+
+def _usable(path: Path, root: Path, table: Table, report: ValidationReport | None) -> bool:
+    """True for a regular file inside ``root``; otherwise a problem saying what the path is."""
+    def problem(message: str) -> bool:
+        if report is not None:
+            report.add(Problem("not_a_file", message, table=table.name, file=path.name))
+        return False
+
+    try:
+        real = path.resolve(strict=True)
+        info = real.stat()
+    except RuntimeError:
+        return problem("is a symbolic link loop, not a data file")
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            return problem("is a symbolic link loop, not a data file")
+        return problem(f"cannot be opened ({exc.strerror or exc}): a broken symbolic link?")
+    if not real.is_relative_to(root):
+        return problem(f"leads outside the data folder (to {real}); data files must lie inside it")
+    if stat.S_ISDIR(info.st_mode):
+        return problem("is a folder, not a data file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a socket or device"
+        return problem(f"is {kind}, not a regular data file")
+    return True
 
 
 def read_dataset(
@@ -109,7 +247,12 @@ def read_dataset(
     con: duckdb.DuckDBPyConnection | None = None,
     namespace: str = "data",
 ) -> tuple[Dataset, ValidationReport]:
-    """Read a folder into DuckDB and check it; returns the dataset and the report of every problem."""
+    """Read a folder into DuckDB and check it; returns the dataset and the report of every problem.
+
+    Files are read by a separate connection that may read ``data_dir`` only and runs no SQL from the
+    schema; their rows stream into ``con`` (which needs no file access at all), where the checks and
+    the schema's rules run.
+    """
     data_dir = Path(data_dir)
     con = con or connect()
     report = ValidationReport(schema=schema.name, source=str(data_dir))
@@ -121,10 +264,26 @@ def read_dataset(
             _create_empty(con, namespace, table)
         return Dataset(schema, con, namespace, str(data_dir)), report
     used: set[Path] = set()
+    _read_tables(con, schema, data_dir, namespace, report, used)
+    named = {f.strip() for p in report.problems if p.file for f in p.file.split(",")}
+    ignored = sorted(p.name for p in data_dir.iterdir()
+                     if p.is_file() and p not in used and _is_data_file(p) and p.name not in named)
+    if ignored:
+        report.notes.append(f"files matching no table were ignored: {', '.join(ignored)}")
+    _check(con, namespace, schema, report)
+    dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files)
+    return dataset, report
+
+
+def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path, namespace: str,
+                 report: ValidationReport, used: set[Path]) -> None:
     for table in schema.tables.values():
-        files = match_files(table, data_dir)
+        files = match_files(table, data_dir, report)
         used.update(files)
         report.files[table.name] = [f.name for f in files]
+        if not files and any(p.table == table.name and p.kind in ("not_a_file", "ambiguous_files") for p in report.problems):
+            _create_empty(con, namespace, table)
+            continue
         if not files:
             if table.required:
                 patterns = ", ".join(table.file_patterns())
@@ -133,14 +292,8 @@ def read_dataset(
                 report.notes.append(f"optional table {table.name} has no file; treated as empty")
             _create_empty(con, namespace, table)
             continue
-        staged = [s for i, f in enumerate(files) if (s := _stage_file(con, namespace, table, f, i, report))]
+        staged = [s for i, f in enumerate(files) if (s := _stage_file(con, namespace, table, f, i, report, data_dir))]
         _type_table(con, namespace, table, staged, report)
-    ignored = sorted(p.name for p in data_dir.iterdir() if p.is_file() and p not in used and _is_data_file(p))
-    if ignored:
-        report.notes.append(f"files matching no table were ignored: {', '.join(ignored)}")
-    _check(con, namespace, schema, report)
-    dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files)
-    return dataset, report
 
 
 def frames_to_dataset(
@@ -219,11 +372,18 @@ def _columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection, namespace: str, table: Table, path: Path, index: int, report: ValidationReport
+    con: duckdb.DuckDBPyConnection, namespace: str, table: Table, path: Path, index: int, report: ValidationReport,
+    data_dir: Path | None = None,
 ) -> _Staged | None:
-    """Read one file into a raw table; report an unreadable or empty file instead of raising."""
+    """Read one file into a raw table; report an unreadable or empty file instead of raising.
+
+    A CSV is read with an explicit dialect (the schema's ``csv:`` settings, the rest sniffed once), its
+    header checked for duplicates and case mismatches, and every line DuckDB cannot parse kept in a
+    reject table and reported with its line, column and error (wrong field count, bad quoting, invalid
+    encoding); NUL bytes in values are reported too.
+    """
     raw = f"{quote(namespace)}.{quote(f'__raw_{table.name}_{index}')}"
-    label = path.name
+    label = str(path.relative_to(data_dir)) if data_dir is not None and path.is_relative_to(data_dir) else path.name
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -233,20 +393,180 @@ def _stage_file(
         report.add(Problem("empty_file", "the file is empty (0 bytes): expected a header row", table=table.name, file=label))
         return None
     src = _sql_str(str(path))
+    header: list[str] | None = None
+    rejects = None
     if path.name.endswith(".parquet"):
         reader = f"read_parquet('{src}')"
     else:
-        reader = f"read_csv('{src}', header = true, all_varchar = true, auto_detect = true, strict_mode = true)"
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {reader}")
-    except (duckdb.Error, UnicodeDecodeError) as exc:
-        report.add(
-            Problem("unreadable_file", f"cannot be read as {_kind(path)}: {_first_line(exc)}", table=table.name, file=label)
+        try:
+            options, header = _csv_options(path, table)
+        except (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError) as exc:
+            report.add(Problem("unreadable_file", f"cannot be read as {_kind(path)}: {_first_line(exc)}{_encoding_hint(exc, table)}",
+                               table=table.name, file=label))
+            return None
+        rejects = (f"__rejects_{namespace}_{table.name}_{index}", f"__rejscan_{namespace}_{table.name}_{index}")
+        columns = ", ".join(f"{repr_sql(n)}: 'VARCHAR'" for n in _unique_names(header))
+        reader = (
+            f"read_csv('{src}', {options}, header = true, auto_detect = false, columns = {{{columns}}}, "
+            f"store_rejects = true, rejects_table = '{_sql_str(rejects[0])}', rejects_scan = '{_sql_str(rejects[1])}')"
         )
+    # a connection of its own reads the file (it may read this folder only, and runs no SQL of the schema);
+    # the rows stream into ``con`` as Arrow record batches
+    source = connect(read_dirs=[data_dir if data_dir is not None else path.parent])
+    try:
+        stream = source.sql(f"SELECT * FROM {reader}").to_arrow_reader(STREAM_ROWS)
+        view = f"__stream_{namespace}_{table.name}_{index}"
+        con.register(view, stream)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {quote(view)}")
+        finally:
+            con.unregister(view)
+            stream.close()
+    except (duckdb.Error, pa.ArrowException, UnicodeDecodeError) as exc:
+        report.add(
+            Problem("unreadable_file", f"cannot be read as {_kind(path)}: {_first_line(exc)}{_encoding_hint(exc, table)}",
+                    table=table.name, file=label)
+        )
+        source.close()
         return None
+    try:
+        if rejects is not None:
+            _report_rejects(source, rejects, table, label, report)
+    finally:
+        source.close()
     staged = _Staged(raw, label, _columns_of(con, raw))
+    if header is not None:
+        _check_duplicate_header(table, header, label, report)
+        _report_nul_bytes(con, table, staged, report)
     _check_header(table, staged, report)
     return staged
+
+
+CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+HEADER_BYTES = 1 << 20
+
+
+def _csv_options(path: Path, table: Table) -> tuple[str, list[str]]:
+    """read_csv options fixing the dialect, and the header's fields exactly as written.
+
+    The schema's ``csv:`` settings win; otherwise the delimiter is the one that splits the header line
+    into the most of the table's column names (a bad line further down cannot change it, as it can
+    DuckDB's sniffer), the quote and escape character are the double quote (RFC 4180), the encoding UTF-8.
+    """
+    given = table.csv
+    encoding = given.encoding if given is not None and given.encoding else "utf-8"
+    quote_char = given.quote if given is not None and given.quote is not None else '"'
+    escape = given.escape if given is not None and given.escape is not None else quote_char
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        first = fh.readline(HEADER_BYTES)
+    try:
+        line = first.decode(encoding.replace("latin-1", "latin_1")).lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end,
+                                 f"the header line is not valid {encoding}") from None
+    wanted = {c.lower() for c in table.columns}
+
+    def fields(delim: str) -> list[str]:
+        return next(csv.reader([line], delimiter=delim, quotechar=quote_char or None), [])
+
+    if given is not None and given.delimiter:
+        delim = given.delimiter
+    else:
+        delim = max(CANDIDATE_DELIMITERS,
+                    key=lambda d: (sum(f.strip().lower() in wanted for f in fields(d)), len(fields(d)), d == ","))
+    options = (f"delim = {repr_sql(delim)}, quote = {repr_sql(quote_char)}, escape = {repr_sql(escape)}, "
+               f"encoding = '{encoding}'")
+    return options, fields(delim) if len(delim) == 1 else line.split(delim)
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Header fields as column names: blanks named ``column<i>``, repeats suffixed ``_1``, ``_2`` (as DuckDB does)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, name in enumerate(header):
+        name = name.strip() or f"column{i}"
+        base, n = name, 0
+        while name.lower() in seen:
+            n += 1
+            name = f"{base}_{n}"
+        seen.add(name.lower())
+        out.append(name)
+    return out
+
+
+def _encoding_hint(exc: BaseException, table: Table) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, UnicodeDecodeError) or "invalid unicode" in text or "not utf-8 encoded" in text:
+        return (f"; the file is not valid {table.csv.encoding if table.csv and table.csv.encoding else 'UTF-8'}: "
+                "if it was written as latin-1 (Windows-1252), say so in the schema with csv: {encoding: latin-1}")
+    return ""
+
+
+def _report_rejects(con: duckdb.DuckDBPyConnection, rejects: tuple[str, str], table: Table, label: str,
+                    report: ValidationReport) -> None:
+    """One problem per kind of CSV error, with the line numbers, columns and (shortened) lines."""
+    errors_table, scan_table = (quote(r) for r in rejects)
+    try:
+        kinds = con.execute(
+            f"SELECT error_type, count(DISTINCT line) FROM {errors_table} GROUP BY error_type ORDER BY min(line)"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return  # the read failed before DuckDB made the tables
+    for error_type, n in kinds:
+        samples = con.execute(
+            f"SELECT line, any_value(column_name), any_value(column_idx), any_value(csv_line), any_value(error_message) "
+            f"FROM {errors_table} WHERE error_type = ? GROUP BY line ORDER BY line LIMIT {SAMPLES}", [error_type]
+        ).fetchall()
+        kind = str(error_type).upper()
+        if "ENCODING" in kind or "UNICODE" in kind:
+            enc = table.csv.encoding if table.csv and table.csv.encoding else "UTF-8"
+            message = (f"{n} line(s) are not valid {enc} (a byte such as latin-1's é): declare the file's encoding in the "
+                       "schema, e.g. csv: {encoding: latin-1}, or convert the file to UTF-8")
+        elif "TOO MANY" in kind:
+            message = f"{n} line(s) have more fields than the header (an extra delimiter or an unquoted delimiter inside a value)"
+        elif "MISSING" in kind or "TOO FEW" in kind:
+            message = f"{n} line(s) have fewer fields than the header"
+        elif "QUOTE" in kind:
+            message = f"{n} line(s) have a quote that is never closed (or stray quote characters)"
+        else:
+            message = f"{n} line(s) could not be parsed ({str(error_type).lower()}: {_first_line(Exception(samples[0][4]))})"
+        columns = sorted({str(c) for _, c, _, _, _ in samples if c})
+        lines = ", ".join(str(int(r[0])) for r in samples) + (", ..." if n > len(samples) else "")
+        report.add(Problem(
+            "bad_line", f"{message}; not read: line {lines}", table=table.name, file=label,
+            column=", ".join(columns) or None, count=int(n), values=tuple(str(r[3])[:80] for r in samples),
+        ))
+    for name in (errors_table, scan_table):
+        con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()  # drained: DuckDB keeps an unread result open
+
+
+def _check_duplicate_header(table: Table, header: list[str], label: str, report: ValidationReport) -> None:
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.strip().lower()
+        if key in seen:
+            same = "twice" if seen[key] == name else f"twice, as {seen[key]!r} and {name!r} (names are compared ignoring case)"
+            report.add(Problem("duplicate_column", f"the header names column {name!r} {same}; each column once",
+                               table=table.name, file=label, column=name))
+        else:
+            seen[key] = name
+
+
+def _report_nul_bytes(con: duckdb.DuckDBPyConnection, table: Table, staged: _Staged, report: ValidationReport) -> None:
+    cols = [c for c, t in staged.types.items() if t in _TEXT_TYPES]
+    if not cols:
+        return
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE contains({quote(c)}, chr(0)))" for c in cols) + f" FROM {staged.name}"
+    ).fetchall()[0]
+    for col, n in zip(cols, counts or ()):
+        if n:
+            rows = con.execute(
+                f"SELECT rowid + 1 FROM {staged.name} WHERE contains({quote(col)}, chr(0)) ORDER BY rowid LIMIT {SAMPLES}"
+            ).fetchall()
+            report.add(Problem("nul_byte", f"{n} value(s) hold a NUL byte (\\0): a binary or truncated export?",
+                               table=table.name, file=staged.file, column=col, count=int(n), rows=tuple(int(r[0]) for r in rows)))
 
 
 def _kind(path: Path) -> str:
@@ -262,6 +582,17 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_header(table: Table, staged: _Staged, report: ValidationReport) -> None:
     present = set(staged.types)
+    by_lower = {n.lower(): n for n in present if n not in table.columns}
+    case_only = {c.name: by_lower[c.name.lower()] for c in table.columns.values()
+                 if c.name not in present and c.name.lower() in by_lower}
+    if case_only:
+        shown = ", ".join(f"{have!r} for {want!r}" for want, have in list(case_only.items())[:5])
+        report.add(Problem(
+            "header_case", f"{len(case_only)} header name(s) differ from the schema only in letter case ({shown}"
+            f"{', ...' if len(case_only) > 5 else ''}): names are matched exactly; rename the header or the schema's columns",
+            table=table.name, file=staged.file, column=", ".join(case_only), count=len(case_only),
+        ))
+        present = present | set(case_only)  # reported once here, not again as missing and unexpected
     missing = [c for c in table.columns.values() if c.name not in present and c.required and not c.from_filename]
     for col in missing:
         hint = ""
@@ -271,7 +602,7 @@ def _check_header(table: Table, staged: _Staged, report: ValidationReport) -> No
             Problem("missing_column", f"required column is missing{hint}", table=table.name, file=staged.file, column=col.name)
         )
     for name in staged.types:
-        if name not in table.columns:
+        if name not in table.columns and name not in case_only.values():
             report.add(
                 Problem("unexpected_column", "column is not in the schema", table=table.name, file=staged.file, column=name)
             )
@@ -397,19 +728,46 @@ def _value_checks(col: Column) -> list[tuple[str, str, str]]:
 def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, report: ValidationReport) -> None:
     """Value, key and rule checks over the typed tables; rows counted into the report."""
     typed = {t: f"{quote(namespace)}.{quote('__typed_' + t)}" for t in schema.tables}
+    # columns a file lacks are NULL there: checking them would only add follow-on noise (all-NULL keys
+    # "duplicated", non-nullable columns "empty", rules "broken"), so checks that read them are skipped
+    absent: dict[str, set[str]] = {t: set() for t in schema.tables}
+    for p in report.problems:
+        if p.kind in ("missing_column", "header_case") and p.table in absent and p.column:
+            absent[p.table].update(c.strip() for c in p.column.split(","))
     for table in schema.tables.values():
         rel = typed[table.name]
         report.rows[table.name] = int(con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
-        _check_values(con, table, rel, report)
-        _check_primary_key(con, table, rel, report)
-        _check_foreign_keys(con, table, rel, typed, report)
+        with interrupt_after(con, f"checking the values and keys of table {table.name}"):
+            _check_values(con, table, rel, report, skip=absent[table.name])
+            if not absent[table.name] & set(table.primary_key):
+                _check_primary_key(con, table, rel, report)
+            _check_foreign_keys(con, table, rel, typed, report, absent=absent)
     for table in schema.tables.values():
         for rule in table.rules:
-            _check_rule(con, schema, table, rule, typed, report)
+            if _reads_absent(schema, table, rule, absent):
+                continue
+            with interrupt_after(con, f"checking rule {rule.name!r} of table {table.name}"):
+                _check_rule(con, schema, table, rule, typed, report)
 
 
-def _check_values(con: duckdb.DuckDBPyConnection, table: Table, rel: str, report: ValidationReport) -> None:
-    checks = [(col, kind, cond, msg) for col in table.columns.values() for kind, cond, msg in _value_checks(col)]
+def _reads_absent(schema: Schema, table: Table, rule: Any, absent: dict[str, set[str]]) -> bool:
+    """True when a rule reads a column some file of its table (or its parent or patient table) lacks."""
+    from data_schemas.rules import compile_check
+
+    path = schema.path_to_patient(table.name)
+    scopes = {"": table.name, "parent": path[0][2] if path else None, "patient": schema.patient.table}
+    for scope, column in compile_check(rule.check).columns:
+        owner = scopes.get(scope)
+        if owner is not None and column.lower() in {c.lower() for c in absent.get(owner, ())}:
+            return True
+    return False
+
+
+def _check_values(
+    con: duckdb.DuckDBPyConnection, table: Table, rel: str, report: ValidationReport, *, skip: set[str] = frozenset()
+) -> None:
+    checks = [(col, kind, cond, msg) for col in table.columns.values() if col.name not in skip
+              for kind, cond, msg in _value_checks(col)]
     if not checks:
         return
     counts = con.execute(
@@ -468,10 +826,13 @@ def _check_primary_key(con: duckdb.DuckDBPyConnection, table: Table, rel: str, r
 
 
 def _check_foreign_keys(
-    con: duckdb.DuckDBPyConnection, table: Table, rel: str, typed: dict[str, str], report: ValidationReport
+    con: duckdb.DuckDBPyConnection, table: Table, rel: str, typed: dict[str, str], report: ValidationReport,
+    *, absent: dict[str, set[str]] | None = None,
 ) -> None:
     for col in table.foreign_keys:
         ref_table, ref_col = col.foreign_key  # type: ignore[misc]
+        if absent and (col.name in absent.get(table.name, ()) or ref_col in absent.get(ref_table, ())):
+            continue
         q = quote(col.name)
         cond = f"{q} IS NOT NULL AND {q} NOT IN (SELECT {quote(ref_col)} FROM {typed[ref_table]} WHERE {quote(ref_col)} IS NOT NULL)"
         n = con.execute(f"SELECT count(*) FROM {rel} WHERE {cond}").fetchall()[0][0]  # type: ignore[index]
@@ -488,6 +849,8 @@ def _check_rule(
     base = violations_sql(schema, table.name, rule, typed, select="__file, __row")
     try:
         n = con.execute(f"SELECT count(*) FROM ({base})").fetchall()[0][0]  # type: ignore[index]
+    except duckdb.InterruptException:
+        raise
     except duckdb.Error as exc:
         report.add(Problem("rule_violation", f"rule {rule.name!r} could not be evaluated: {_first_line(exc)}", table=table.name))
         return

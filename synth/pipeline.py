@@ -17,6 +17,7 @@ from data_schemas.model import Schema
 from synth.errors import GeneratorError, MissingSecretError
 from synth.generators import Generator, get_generator
 from synth.load import Dataset, connect, load_dataset
+from synth.prepare import read_prepared
 from synth.pseudonymise import pseudonymise
 from synth.release import ReleaseInfo, Store, write_release
 from synth.split import SplitRecord, split_patients
@@ -43,11 +44,9 @@ def read_training_input(
 ) -> TrainingInput:
     """Train/holdout from a prepared folder, or from a raw folder pseudonymised and split here."""
     folder = Path(data_dir)
-    con = connect()
+    con = connect()  # no file access: files are read by the loader's own reader connection
     if is_prepared(folder):
-        record = SplitRecord.from_json((folder / "split.json").read_text())
-        train = load_dataset(schema, folder / "train", con=con, namespace="train")
-        holdout = load_dataset(schema, folder / "holdout", con=con, namespace="holdout")
+        train, holdout, record = read_prepared(schema, folder, con=con)  # split.json checked against the data
         return TrainingInput(train, holdout, record, prepared=True)
     dataset = load_dataset(schema, folder, con=con, namespace="raw")
     needs_secret = any(c.pseudonymisation == "hmac" for _, c in schema.direct_identifiers())
@@ -148,7 +147,7 @@ def release(
     """
     say = progress or (lambda _m: None)
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
-    store.preflight()  # a store that could not register the release fails before the fit, not after
+    store.preflight(secret=secret)  # a store that could not register the release fails before the fit, not after
     say(f"reading {data_dir}")
     data = read_training_input(schema, data_dir, secret=secret)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")

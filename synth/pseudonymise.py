@@ -29,7 +29,17 @@ def load_secret(secret_file: str | Path | None = None, *, env: str = SECRET_ENV)
     """The pseudonymisation key from a file or the environment; refuse rather than use a default."""
     if secret_file is not None:
         path = Path(secret_file)
+        if path.name == "store.key":
+            raise MissingSecretError(
+                f"{path} is a synthmed store key (it signs the catalog); the pseudonymisation key must be another secret"
+            )
         try:
+            info = path.stat()
+            if path.is_file() and info.st_mode & 0o077:
+                raise MissingSecretError(
+                    f"the secret file {path} can be read by other users (mode {info.st_mode & 0o777:04o}); "
+                    f"run `chmod 600 {path}` (and consider the key exposed if others could read it)"
+                )
             secret = path.read_bytes().strip()
         except OSError as exc:
             raise MissingSecretError(f"cannot read the secret file {path}: {exc.strerror or exc}") from None

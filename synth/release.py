@@ -24,9 +24,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from data_schemas.errors import SchemaError
+from data_schemas.io import builtin_names, load_schema, parse_schema, schema_to_yaml
 from data_schemas.model import Schema
-from synth.catalog import Catalog, ChainState, utcnow
-from synth.errors import ReleaseError, SynthError
+from synth.catalog import Catalog, ChainState, load_store_key, utcnow
+from synth.errors import CatalogError, ReleaseError, SynthError
 from synth.load import Dataset
 
 FAIL_ENV = "SYNTHMED_FAIL_AT"  # failure injection for tests: "<point>" raises, "<point>:kill" exits hard
@@ -35,6 +37,7 @@ TMP_PREFIX = ".tmp-"
 QUARANTINE = "quarantine"
 PENDING = ".pending"
 RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+SCHEMA_FILE = "schema.yaml"  # the schema a release was made with, hashed in its manifest (issue 15)
 LIBRARIES = ("synthmed", "sdv", "ctgan", "copulas", "rdt", "torch", "duckdb", "pandas", "numpy", "pyarrow")
 
 
@@ -107,10 +110,16 @@ class Store:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def preflight(self) -> None:
-        """Before hours of fitting or evaluating: fail now if the result could not be registered at the end."""
+    def preflight(self, *, secret: bytes | None = None) -> None:
+        """Before hours of fitting or evaluating: fail now if the result could not be registered at the end
+        (and refuse a pseudonymisation ``secret`` that is the store's own key)."""
         self.check_catalog()
         self.catalog.preflight()
+        key = load_store_key(self.root, create=False)
+        if secret is not None and key is not None and secret.strip() in (key, key.hex().encode()):
+            raise ReleaseError(
+                f"the pseudonymisation key is the store key {self.root / 'store.key'}; they must be different secrets"
+            )
 
     def check_catalog(self) -> None:
         """Refuse to go on when release folders exist but the catalog is gone (it would hide them)."""
@@ -257,13 +266,14 @@ def write_release(
         journal = store.pending_dir / release_id
         try:
             paths = synthetic.write(tmp)
+            schema_text = _write_schema(tmp, schema)
             _checkpoint("after_files")
             rows = synthetic.row_counts()
             created_at = utcnow()
             manifest: dict[str, Any] = {
                 "release_id": release_id,
                 "created_at": created_at.isoformat(timespec="microseconds") + "Z",
-                "schema": {"name": schema.name, "version": schema.version, "hash": schema.fingerprint},
+                "schema": {"name": schema.name, "version": schema.version, "hash": schema.fingerprint, "file": SCHEMA_FILE},
                 "generator": {
                     "name": generator,
                     "family": family,
@@ -281,7 +291,9 @@ def write_release(
                 "rows": rows,
                 "source": source,
                 "sample_report": sample_report,
-                "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths.values()},
+                "files": {
+                    p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in [*paths.values(), tmp / SCHEMA_FILE]
+                },
             }
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
             (tmp / "manifest.json").write_bytes(manifest_bytes)
@@ -315,6 +327,7 @@ def write_release(
                     "path": str(final),
                     "requested_by": (requested_by or "").strip() or os_user(),
                     "requested_os_user": os_user(),
+                    "schema_yaml": schema_text,
                 },
                 private=None if private_source is None else {
                     "created_at": utcnow(),
@@ -366,6 +379,98 @@ class VerifyResult:
         return not self.problems
 
 
+def _write_schema(folder: Path, schema: Schema) -> str:
+    """Write the schema beside the tables as YAML that reads back to the very same schema (same hash)."""
+    text = schema_to_yaml(schema)
+    if parse_schema(text, source=SCHEMA_FILE).fingerprint != schema.fingerprint:
+        raise ReleaseError(f"schema {schema.name!r} does not read back from its YAML unchanged; the release cannot carry it")
+    (folder / SCHEMA_FILE).write_text(text, encoding="utf-8")
+    return text
+
+
+def release_schema(store: Store, release_id: str, *, fallback: Schema | None = None) -> Schema:
+    """The schema release ``release_id`` was made with, from its own folder, from any working folder.
+
+    ``schema.yaml`` must match the hash the manifest lists for it and the catalog's copy, and read back to the
+    schema hash of both the manifest and the catalog. A release made before releases carried their schema
+    uses the built-in schema of its name, or ``fallback`` (a ``--schema``), checked against the same hash.
+    """
+    row = store.catalog.release(release_id)
+    manifest = read_manifest(store, release_id)
+    meta = manifest.get("schema") if isinstance(manifest.get("schema"), dict) else {}
+    schema = _carried_schema(store.release_dir(release_id), manifest, catalog_copy=row.get("schema_yaml"))
+    if schema is not None:
+        if fallback is not None and fallback.fingerprint != schema.fingerprint:
+            raise ReleaseError(
+                f"release {release_id} carries its own schema ({schema.source}); the schema given ({fallback.source}) "
+                "is a different one: leave out --schema"
+            )
+    elif fallback is not None:
+        schema = fallback
+    elif meta.get("name") in builtin_names():
+        schema = load_schema(str(meta["name"]))
+    else:
+        raise ReleaseError(
+            f"release {release_id} was made before releases carried their schema, and its schema {meta.get('name')!r} "
+            "is not a built-in one: give the schema file with --schema (it is checked against the release's schema hash)"
+        )
+    if schema.fingerprint != meta.get("hash") or schema.fingerprint != row.get("schema_hash"):
+        raise ReleaseError(
+            f"release {release_id} was made with schema {meta.get('name')!r} (hash {str(meta.get('hash'))[:12]}); "
+            f"the schema {schema.source} has hash {schema.fingerprint[:12]}"
+        )
+    return schema
+
+
+def folder_schema(folder: str | Path) -> Schema:
+    """The schema a release folder carries: checked through its store's catalog when the folder sits in one
+    (``<store>/releases/<id>``), else against the folder's own manifest (a copied release folder)."""
+    folder = Path(folder)
+    store = Store(folder.parent.parent)
+    if folder.parent.name == "releases" and store.catalog.path.is_file():
+        return release_schema(store, folder.name)
+    path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise ReleaseError(f"{folder} is neither a folder nor a release id of the store: give a data folder and its --schema")
+    if not path.is_file():
+        raise ReleaseError(f"{folder} is not a release folder (it has no manifest.json): give its schema with --schema")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"cannot read the manifest {path}: {exc}") from None
+    schema = _carried_schema(folder, manifest, catalog_copy=None) if isinstance(manifest, dict) else None
+    if schema is None:
+        raise ReleaseError(f"the release folder {folder} carries no schema (made before releases did): give it with --schema")
+    return schema
+
+
+def _carried_schema(folder: Path, manifest: dict[str, Any], *, catalog_copy: str | None) -> Schema | None:
+    """The ``schema.yaml`` a release folder carries, checked against its manifest (and the catalog's copy)."""
+    meta = manifest.get("schema") if isinstance(manifest.get("schema"), dict) else {}
+    name = meta.get("file")
+    if not name:
+        return None
+    path = folder / str(name)
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    listed = files.get(name) if isinstance(files.get(name), dict) else {}
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReleaseError(f"cannot read the release's schema {path}: {exc}") from None
+    if hashlib.sha256(raw).hexdigest() != listed.get("sha256"):
+        raise ReleaseError(f"{path} was modified since the release was made (its sha256 differs from the manifest's)")
+    text = raw.decode("utf-8", errors="replace")
+    if catalog_copy is not None and catalog_copy != text:
+        raise ReleaseError(f"{path} differs from the copy of the schema kept in the catalog")
+    try:
+        schema = parse_schema(text, source=str(path))
+    except SchemaError as exc:
+        raise ReleaseError(f"the release's schema {path} cannot be read: {exc}") from None
+    if schema.fingerprint != meta.get("hash"):
+        raise ReleaseError(f"{path} has hash {schema.fingerprint[:12]}, not the manifest's schema hash {str(meta.get('hash'))[:12]}")
+    return schema
+
+
 def read_manifest(store: Store, release_id: str) -> dict[str, Any]:
     path = store.release_dir(release_id) / "manifest.json"
     try:
@@ -378,12 +483,19 @@ def verify_release(store: Store, release_id: str, *, chain: bool = True) -> Veri
     """Check a release end to end: every file against the manifest, the manifest's hash and content against
     the catalog's row, and (``chain``) the catalog's hash chain, so a row and manifest changed together
     are caught too."""
-    row = store.catalog.release(release_id)
+    folder = store.release_dir(release_id)
+    try:
+        row: dict[str, Any] | None = store.catalog.release(release_id)
+    except CatalogError:
+        if not folder.is_dir():
+            raise
+        row = None  # a folder the catalog does not know: checked as far as it can be, and reported
     result = VerifyResult(release_id)
     if chain:
         result.chain = store.catalog.chain_state()
         result.problems += [f"catalog: {p}" for p in result.chain.problems]
-    folder = store.release_dir(release_id)
+    if row is None:
+        result.problems.append(f"the release folder {folder} exists but the catalog has no row for it")
     if not folder.is_dir() or folder.is_symlink():
         result.problems.append(f"the release folder {folder} is missing (or is not a plain folder)")
         return result
@@ -392,7 +504,7 @@ def verify_release(store: Store, release_id: str, *, chain: bool = True) -> Veri
         result.problems.append(f"{manifest_path} is missing")
         return result
     actual_hash = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
-    if actual_hash != row["manifest_hash"]:
+    if row is not None and actual_hash != row["manifest_hash"]:
         result.problems.append(
             f"manifest.json was modified: sha256 {actual_hash[:16]}... differs from the catalog's {str(row['manifest_hash'])[:16]}..."
         )
@@ -404,7 +516,8 @@ def verify_release(store: Store, release_id: str, *, chain: bool = True) -> Veri
     if not isinstance(manifest, dict):
         result.problems.append("manifest.json is not a JSON object")
         return result
-    result.problems += row_mismatches(row, manifest)
+    if row is not None:
+        result.problems += row_mismatches(row, manifest)
     result.problems += file_problems(folder, manifest)
     return result
 

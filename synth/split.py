@@ -2,14 +2,19 @@
 
 A patient goes to the holdout when the first 60 bits of SHA-256("<seed>:<key>") fall below the holdout
 fraction, so the split is reproducible from (seed, fraction) alone and independent of row order. The
-record keeps hashes of the keys, never the keys.
+record keeps hashes of the keys, never the keys; ``split_keys.parquet`` holds keyed hashes (HMAC under
+the pseudonymisation secret), so a key that was not pseudonymised cannot be found by hashing guesses.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from data_schemas.rules import quote, with_patient_key_sql
 from synth.errors import SplitError
@@ -36,7 +41,22 @@ class SplitRecord:
 
     @classmethod
     def from_json(cls, text: str) -> SplitRecord:
-        return cls(**json.loads(text))
+        """The record back from ``to_json``; a SplitError saying what is wrong otherwise."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SplitError(f"split.json is not valid JSON: {exc}") from None
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not names - {"method"} <= set(data) or set(data) - names:
+            got = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise SplitError(f"split.json does not hold a split record (fields {sorted(names)}); got {got}")
+        try:
+            record = cls(**data)
+            record = cls(int(record.seed), float(record.holdout_fraction), int(record.n_train), int(record.n_holdout),
+                         str(record.train_fingerprint), str(record.holdout_fingerprint), str(record.method))
+        except (TypeError, ValueError) as exc:
+            raise SplitError(f"split.json holds a value of the wrong type: {exc}") from None
+        return record
 
 
 def side_sql(key_expr: str, seed: int, holdout_fraction: float) -> str:
@@ -111,9 +131,53 @@ def _fingerprint(dataset: Dataset, holdout: bool) -> str:
     return digest.hexdigest()
 
 
-def write_split_hashes(dataset: Dataset, path: Path) -> None:
-    """Write the hashed patient keys and their side to Parquet (no raw keys)."""
-    dataset.con.execute(
-        f"COPY (SELECT key_hash, CASE WHEN holdout THEN 'holdout' ELSE 'train' END AS side "
-        f"FROM __split_keys ORDER BY key_hash) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
-    )
+def keyed_hash(secret: bytes, key: str) -> str:
+    """HMAC-SHA256 of a patient key under the pseudonymisation secret (what ``split_keys.parquet`` holds)."""
+    return hmac.new(secret, b"split-key:" + key.encode(), hashlib.sha256).hexdigest()
+
+
+def write_split_hashes(dataset: Dataset, path: Path, *, secret: bytes) -> None:
+    """Write keyed hashes of the patient keys and their side to Parquet (no raw keys, no plain hashes)."""
+    rows = dataset.con.execute(
+        "SELECT CAST(k AS VARCHAR), CASE WHEN holdout THEN 'holdout' ELSE 'train' END FROM __split_keys"
+    ).fetchall()
+    hashed = sorted((keyed_hash(secret, k), side) for k, side in rows)
+    table = pa.table({"key_hash": [h for h, _ in hashed], "side": [s for _, s in hashed]})
+    pq.write_table(table, str(path))
+
+
+def split_differences(train: Dataset, holdout: Dataset, record: SplitRecord) -> list[str]:
+    """What differs between a split record and the train/holdout data it describes (empty when they agree).
+
+    Counts and fingerprints of each side's patients, patients on both sides, and patients on a side the
+    record's seed and fraction would not put them on.
+    """
+    schema = train.schema
+    key = quote(schema.patient.column)
+    out = []
+    keys: dict[str, set[str]] = {}
+    for side, data, expect_holdout in (("train", train, False), ("holdout", holdout, True)):
+        root = data.sql_name(schema.patient.table)
+        rows = data.con.execute(
+            f"SELECT DISTINCT CAST({key} AS VARCHAR), {side_sql(key, record.seed, record.holdout_fraction)} "
+            f"FROM {root} WHERE {key} IS NOT NULL"
+        ).fetchall()
+        keys[side] = {k for k, _ in rows}
+        n = len(keys[side])
+        if n != getattr(record, f"n_{side}"):
+            out.append(f"{side}/ has {n:,} patients; split.json says {getattr(record, f'n_{side}'):,}")
+        digest = hashlib.sha256()
+        for h in sorted(hashlib.sha256(k.encode()).hexdigest() for k in keys[side]):
+            digest.update(h.encode())
+            digest.update(b"\n")
+        if digest.hexdigest() != getattr(record, f"{side}_fingerprint"):
+            out.append(f"{side}/ holds other patients than split.json's {side} fingerprint says "
+                       f"({digest.hexdigest()[:12]} here, {getattr(record, f'{side}_fingerprint')[:12]} recorded)")
+        misplaced = sum(1 for _, to_holdout in rows if bool(to_holdout) != expect_holdout)
+        if misplaced:
+            out.append(f"{misplaced:,} patient(s) of {side}/ belong to the other side under split.json's seed "
+                       f"{record.seed} and holdout fraction {record.holdout_fraction}")
+    both = len(keys["train"] & keys["holdout"])
+    if both:
+        out.append(f"{both:,} patient(s) are in both train/ and holdout/")
+    return out

@@ -20,6 +20,12 @@ ProblemKind = Literal[
     "duplicate_key",
     "orphan_key",
     "rule_violation",
+    "not_a_file",
+    "ambiguous_files",
+    "bad_line",
+    "duplicate_column",
+    "header_case",
+    "nul_byte",
 ]
 
 

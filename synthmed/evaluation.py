@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from data_schemas.io import load_schema
 from data_schemas.model import Schema
 from evaluate.context import EvalContext, EvalOptions, load_context, read_synthetic
 from evaluate.errors import EvaluationError
@@ -25,10 +24,12 @@ from evaluate.registry import MetricSpec
 from evaluate.result import EvaluationResult, MetricResult
 from evaluate.runner import run_metrics
 from synth.pipeline import read_training_input
-from synth.release import Store, read_manifest, verify_release
+from synth.errors import ReleaseError
+from synth.release import Store, read_manifest, release_schema, verify_release
 
 Progress = Callable[[MetricSpec, int, int], None]
 SHADOW = "privacy.mia.shadow"
+AUDIT = "privacy.audit"
 
 
 class ReleaseMismatchError(EvaluationError):
@@ -39,8 +40,8 @@ class ReleaseMismatchError(EvaluationError):
 class ShadowBudget:
     """How much the shadow-model attack may spend: generators refitted and targets per class (0 = skip)."""
 
-    models: int = 4
-    targets: int = 50
+    models: int = 8
+    targets: int = 1000
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def evaluate_folders(
     """Evaluate synthetic data from any tool against real folders; nothing is stored."""
     ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options)
     evaluation = run_metrics(ctx, metrics, progress=progress)
+    evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "folders"})
     verdict, fidelity = judge(evaluation, policy)
     return EvaluationOutcome(evaluation, verdict, fidelity)
 
@@ -101,8 +103,14 @@ def release_context(
     secret: bytes | None = None,
     options: EvalOptions | None = None,
     shadow: ShadowBudget = ShadowBudget(),
+    schema_hint: Schema | None = None,
+    canaries: int = 0,
 ) -> tuple[EvalContext, dict[str, Any]]:
-    """The evaluation context of a release: its verified files against the split it was fitted on."""
+    """The evaluation context of a release: its verified files against the split it was fitted on.
+
+    The schema is the one the release carries (``schema.yaml``, hashed in its manifest), so a release made
+    with any schema is evaluated by id from any working folder; ``schema_hint`` serves only releases made
+    before releases carried their schema."""
     store.catalog.release(release_id)  # a clear error for an unknown id
     check = verify_release(store, release_id)
     if not check.ok:
@@ -111,12 +119,10 @@ def release_context(
             + "; ".join(check.problems)
         )
     manifest = read_manifest(store, release_id)
-    schema = load_schema(manifest["schema"]["name"])
-    if schema.fingerprint != manifest["schema"]["hash"]:
-        raise ReleaseMismatchError(
-            f"schema {schema.name!r} changed since release {release_id} was made "
-            f"(hash {schema.fingerprint[:12]} now, {manifest['schema']['hash'][:12]} then)"
-        )
+    try:
+        schema = release_schema(store, release_id, fallback=schema_hint)
+    except ReleaseError as exc:
+        raise ReleaseMismatchError(str(exc)) from None
     public = manifest["source"]["split"]
     private = store.catalog.release_source(release_id)
     if private is None:
@@ -149,6 +155,15 @@ def release_context(
         opts = replace(opts, params={**opts.params, SHADOW: params})
     else:
         opts = replace(opts, params={**opts.params, SHADOW: {**opts.params.get(SHADOW, {}), "n_shadow_models": 0}})
+    if canaries > 0:  # the one-run canary audit refits the release's generator on train + canaries
+        gen = manifest["generator"]
+        audit = {
+            **opts.params.get(AUDIT, {}),
+            "generator_factory": generator_factory(gen["name"], **gen.get("params", {})),
+            "n_canaries": canaries,
+            "delta": float(gen.get("delta") or 0.0) if gen.get("differentially_private") else 0.0,
+        }
+        opts = replace(opts, params={**opts.params, AUDIT: audit})
     return EvalContext(schema, data.train.con, data.train, synthetic, data.holdout, opts), manifest
 
 
@@ -163,12 +178,21 @@ def evaluate_release(
     policy: Policy | str | Path | None = None,
     shadow: ShadowBudget = ShadowBudget(),
     progress: Progress | None = None,
+    schema_hint: Schema | None = None,
+    canaries: int = 0,
 ) -> EvaluationOutcome:
-    """Evaluate a release on its own split and store the results in the catalog (one transaction)."""
+    """Evaluate a release on its own split and store the results in the catalog (one transaction).
+
+    ``canaries`` > 0 runs the one-run canary audit (``privacy.audit``) with that many canary patients.
+    """
     store.preflight()  # a catalog that could not take the evaluation fails before the metrics run
-    ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow)
+    if canaries > 0 and metrics is not None and AUDIT not in metrics:
+        metrics = [*metrics, AUDIT]
+    ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow,
+                             schema_hint=schema_hint, canaries=canaries)
     try:
         evaluation = run_metrics(ctx, metrics, progress=progress)
+        evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "release"})
     finally:
         ctx.con.close()
     verdict, fidelity = judge(evaluation, policy)
@@ -177,7 +201,8 @@ def evaluate_release(
         results=[r.to_dict() for r in evaluation.results],
         seed=evaluation.seed,
         versions=evaluation.versions,
-        summary={**evaluation.summary, "metrics": metrics or "all", "shadow_budget": {"models": shadow.models, "targets": shadow.targets}},
+        summary={**evaluation.summary, "metrics": metrics or "all", "shadow_budget": {"models": shadow.models, "targets": shadow.targets},
+                 "canary_audit": {"canaries": canaries}},
         fidelity=fidelity,
         risk_level=verdict.risk_level,
         policy=verdict.to_dict(),

@@ -175,6 +175,27 @@ def column_stats(
     return out
 
 
+TAIL_ROWS = 10  # real values at least beyond a stored edge, so no stored number is an individual's exact value
+TAIL_SHARE = 0.01
+
+
+def robust_range(con: duckdb.DuckDBPyConnection, relation: str, column: Column) -> tuple[float, float] | None:
+    """Low and high quantiles of a continuous column (numeric unit of ``numeric_expr``), for what is stored.
+
+    The exact minimum and maximum of real data single out people (the oldest birth date, the largest
+    claim), so stored aggregates (histogram edges, ranges) use the interpolated quantiles at
+    ``q = max(1%, 10 / n)`` and ``1 - q`` instead: at least ``TAIL_ROWS`` real values lie beyond each.
+    None when the column has no values.
+    """
+    num = numeric_expr(column)
+    n = con.execute(f"SELECT count({num}) FROM {relation}").fetchall()[0][0]
+    if not n:
+        return None
+    q = min(0.5, max(TAIL_SHARE, TAIL_ROWS / n))
+    lo, hi = con.execute(f"SELECT quantile_cont({num}, {q!r}), quantile_cont({num}, {1 - q!r}) FROM {relation}").fetchall()[0]
+    return float(lo), float(hi)
+
+
 def union_sql(real: str, synthetic: str, selects: Sequence[str], synthetic_selects: Sequence[str] | None = None) -> str:
     """Rows of both sides with a boolean ``s`` (false = real, true = synthetic)."""
     syn = synthetic_selects if synthetic_selects is not None else selects

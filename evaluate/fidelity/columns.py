@@ -11,6 +11,7 @@ column 0 (the worst value) and say so in the notes, so that a failing column is 
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from evaluate.context import EvalContext
@@ -28,6 +29,7 @@ from evaluate.fidelity._common import (
     mean,
     never_scored_reason,
     require_rows,
+    robust_range,
     split_columns,
     value_expr,
 )
@@ -112,7 +114,7 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
                 row.update(value=0.0, n_real=sr.non_null, n_synthetic=0)
                 notes.append(f"{tname}.{col.name}: the synthetic column has no non-null values; scored 0")
             elif continuous:
-                span = _span(sr, ss, col.type)
+                span = _stored_span(ctx, real, syn, col, kind) or _span(sr, ss, col.type)
                 prof = continuous_profile(ctx.con, real, syn, value_expr(col), kind=kind, span=span)
                 row.update(
                     value=clip01(prof.complement),
@@ -141,6 +143,22 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
 def skipped_of_roles(skipped: list[Skipped]) -> list[Skipped]:
     """The skips that come from schema roles (ids, identifiers, text), shared by the sub-results."""
     return [s for s in skipped if s.reason not in (NO_REAL, NO_REAL_ROWS)]
+
+
+def _stored_span(ctx: EvalContext, real: str, syn: str, col: Any, kind: str) -> tuple[float, float] | None:
+    """The histogram's span for stored details: robust quantiles of both sides (``robust_range``), never
+    the exact real extremes; values beyond fall into the end bins. In the histogram unit (days for dates),
+    rounded inwards for integers and dates so each edge keeps at least ``TAIL_ROWS`` real values beyond it."""
+    r, s = robust_range(ctx.con, real, col), robust_range(ctx.con, syn, col)
+    if r is None or s is None:
+        return None
+    lo, hi = min(r[0], s[0]), max(r[1], s[1])
+    if col.type == "datetime":
+        lo, hi = lo / 86400.0, hi / 86400.0
+    if kind in ("integer", "date"):
+        lo, hi = float(math.ceil(lo)), float(math.floor(hi))
+        hi = max(hi, lo)
+    return lo, hi
 
 
 def _span(sr: ColumnStats, ss: ColumnStats, ctype: str) -> tuple[float, float]:
@@ -229,13 +247,16 @@ def range_coverage(ctx: EvalContext) -> list[MetricResult]:
             else:
                 width = sr.high - sr.low
                 value = max(1.0 - (max((ss.low - sr.low) / width, 0.0) + max((sr.high - ss.high) / width, 0.0)), 0.0)
+            real_range = robust_range(ctx.con, ctx.train.sql_name(tname), col)
             rows.append(
                 {
                     "table": tname,
                     "column": col.name,
                     "value": clip01(value),
-                    "real_min": sr.low,
-                    "real_max": sr.high,
+                    # the exact real extremes are used for the value but never stored (they single people out)
+                    "real_low": None if real_range is None else real_range[0],
+                    "real_high": None if real_range is None else real_range[1],
+                    "real_quantiles": "interpolated, at least 10 real values beyond each (robust_range)",
                     "synthetic_min": ss.low,
                     "synthetic_max": ss.high,
                     "unit": "seconds since 1970" if col.type == "datetime" else "value",

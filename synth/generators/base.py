@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from synth.errors import DataValidationError, GeneratorError, NotFittedError
 from synth.generators.links import LinkModel, fit_links
 from synth.generators.rare import RareModel, fit_rare
 from synth.load import Dataset, frames_to_dataset
+
+if TYPE_CHECKING:
+    import duckdb
 
 Progress = Callable[[str], None]
 
@@ -351,13 +354,19 @@ def _n_patients(schema: Schema, frames: dict[str, pd.DataFrame]) -> int:
     return int(frames[schema.patient.table][schema.patient.column].nunique())
 
 
-def _violations(schema: Schema, frames: dict[str, pd.DataFrame], table: str) -> dict[str, np.ndarray]:
-    """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys)."""
+def _violations(
+    schema: Schema, frames: dict[str, pd.DataFrame], table: str, *, con: duckdb.DuckDBPyConnection | None = None
+) -> dict[str, np.ndarray]:
+    """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys).
+
+    ``con`` (from ``synth.load.connect``) lets a caller checking many batches reuse one connection.
+    """
     from synth.load import connect
 
-    con = connect()  # UTC, no file access, configuration locked: rules run on frames only
+    own = con is None
+    con = connect() if con is None else con  # UTC, no file access, configuration locked: rules run on frames only
+    needed = {table, *(p[2] for p in schema.path_to_patient(table))}
     try:
-        needed = {table, *(p[2] for p in schema.path_to_patient(table))}
         for name in needed:
             con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
         relations = {name: quote(f"__f_{name}") for name in schema.tables}
@@ -368,7 +377,11 @@ def _violations(schema: Schema, frames: dict[str, pd.DataFrame], table: str) -> 
                 out[rule.name] = np.asarray(rows, dtype=np.int64)
         return out
     finally:
-        con.close()
+        if own:
+            con.close()
+        else:
+            for name in needed:
+                con.unregister(f"__f_{name}")
 
 
 def local_rule_mask(schema: Schema, table: str, frame: pd.DataFrame) -> np.ndarray:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from synth.pseudonymise import SECRET_ENV
 from synth.store import STORE_ENV
 from synthmed.review_app.errors import ServeError
 from synthmed.review_app.hosts import allowed_hosts, is_loopback
@@ -82,5 +83,6 @@ def plan(
         argv += ["--server.allowedHosts", host]
     if auth_file is not None:
         argv += ["--secrets.files", str(Path(auth_file).absolute())]
-    env = {**os.environ, STORE_ENV: str(store.absolute())}
+    # the app never pseudonymises: the pseudonymisation key stays out of the web server's environment
+    env = {**{k: v for k, v in os.environ.items() if k != SECRET_ENV}, STORE_ENV: str(store.absolute())}
     return ServePlan(argv, env, hosts, sign_in, source)

@@ -25,10 +25,29 @@ def test_refuses_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_refuses_short_or_missing_secret_file(tmp_path: Path) -> None:
     short = tmp_path / "short.key"
     short.write_text("abc")
+    short.chmod(0o600)
     with pytest.raises(MissingSecretError, match="3 bytes"):
         load_secret(short)
     with pytest.raises(MissingSecretError, match="absent.key"):
         load_secret(tmp_path / "absent.key")
+
+
+def test_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
+    key = tmp_path / "secret.key"
+    key.write_text("k" * 32)
+    key.chmod(0o644)
+    with pytest.raises(MissingSecretError, match="can be read by other users .*0644.*chmod 600"):
+        load_secret(key)
+    key.chmod(0o600)
+    assert load_secret(key) == b"k" * 32
+
+
+def test_refuses_the_store_key_as_pseudonymisation_key(tmp_path: Path) -> None:
+    key = tmp_path / "store.key"
+    key.write_text("a" * 64)
+    key.chmod(0o600)
+    with pytest.raises(MissingSecretError, match="store key"):
+        load_secret(key)
 
 
 def _raw_identifier_values(dataset) -> set[str]:

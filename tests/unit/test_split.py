@@ -1,10 +1,12 @@
 """The patient split: deterministic, by patient, order-independent, recorded without keys."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,10 +59,14 @@ def test_row_order_does_not_matter(kr_frames: dict) -> None:
 def test_record_holds_no_keys(kr_dir: Path, tmp_path: Path) -> None:
     dataset = load_dataset(SCHEMA, kr_dir)
     _, _, record = split_patients(dataset, seed=1)
-    write_split_hashes(dataset, tmp_path / "keys.parquet")
+    write_split_hashes(dataset, tmp_path / "keys.parquet", secret=b"k" * 32)
     keys = [r[0] for r in dataset.con.execute(f"SELECT patient_id FROM {dataset.sql_name('patients')}").fetchall()]
     text = record.to_json() + (tmp_path / "keys.parquet").read_bytes().decode("latin-1")
     assert not any(k in text for k in keys)
+    # keyed, not plain sha256: hashing guessed ids finds nothing
+    stored = set(pq.read_table(tmp_path / "keys.parquet").column("key_hash").to_pylist())
+    assert len(stored) == len(set(keys))
+    assert not stored & {hashlib.sha256(str(k).encode()).hexdigest() for k in keys}
     assert json.loads(record.to_json())["n_train"] == record.n_train
 
 
