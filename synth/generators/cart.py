@@ -77,12 +77,16 @@ class Leaves:
     counts: np.ndarray
     donors: np.ndarray
 
+    def leaves(self, x: np.ndarray | None, n: int) -> np.ndarray:
+        """The leaf of each of ``n`` rows (``x``: their predictors, in ``features`` order)."""
+        if self.tree is None or x is None:
+            return np.zeros(n, dtype=np.int64)
+        # the fitted tree's own apply (sklearn's public one re-validates on every call: slow in a loop)
+        return self.tree.tree_.apply(np.ascontiguousarray(x, dtype=np.float32)).astype(np.int64)
+
     def draw(self, x: np.ndarray | None, rng: np.random.Generator, n: int) -> np.ndarray:
         """A donor value for each of ``n`` rows (``x``: their predictors, in ``features`` order)."""
-        if self.tree is None or x is None:
-            leaf = np.zeros(n, dtype=np.int64)
-        else:  # the fitted tree's own apply (sklearn's public one re-validates on every call: slow in a loop)
-            leaf = self.tree.tree_.apply(np.ascontiguousarray(x, dtype=np.float32))
+        leaf = self.leaves(x, n)
         pick = self.starts[leaf] + np.floor(rng.random(n) * self.counts[leaf]).astype(np.int64)
         return self.donors[pick]
 
@@ -111,6 +115,7 @@ class Node:
     context: list[str] = field(default_factory=list)  # parent / root columns used as predictors
     root_context: list[str] = field(default_factory=list)
     upper: list[str] = field(default_factory=list)  # parent dates no row of this sequence ever passed in training
+    lower: bool = False  # no first row of this sequence came before its parent's anchor date in training
     below: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it never exceeded in training
     above: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it was never below
 
@@ -390,6 +395,8 @@ class CartGenerator(Generator):
             # time from the parent's anchor to this row (absolute-day sequences are shifted onto it)
             cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + shift
             feats["__cursor"] = np.where(first, np.nan, np.r_[np.nan, cursor[:-1]])
+            ok = np.isfinite(t) & np.isfinite(panchor) & first
+            node.lower = bool(ok.any() and float(np.mean(cursor[ok] >= -1e-9)) >= UPPER_SHARE)
             for d in pnode.dates[1:]:
                 bound = pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64")[parent_pos]
                 both = np.isfinite(bound) & np.isfinite(t) & np.isfinite(panchor)
@@ -530,15 +537,8 @@ class CartGenerator(Generator):
         last = {c: np.full(len(penc), np.nan) for c in node.chain}
         order = np.argsort(pos, kind="stable")
         steps = np.r_[0, np.cumsum(np.bincount(pos))]
-        closed = np.zeros(len(penc), dtype=bool)  # parents whose sequence ran out of time
-        dropped = np.zeros(total, dtype=bool)
         for i in range(len(steps) - 1):
             rows = order[steps[i]:steps[i + 1]]
-            gone = closed[parent_pos[rows]]
-            dropped[rows[gone]] = True
-            rows = rows[~gone]
-            if rows.size == 0:
-                continue
             parents = parent_pos[rows]
             if i > 0:
                 for c in node.chain:
@@ -549,10 +549,6 @@ class CartGenerator(Generator):
                         feats[f"__until_{d}"][rows] = feats[f"__p_{d}"][rows] - cursor[parents]
             limit = None if bounds is None else bounds[parents] - (cursor[parents] if i > 0 else start_at[parents])
             drawn = self._draw_rows(node, {k: v[rows] for k, v in feats.items()}, len(rows), rng, limit=limit)
-            if limit is not None:
-                ended = np.isnan(np.asarray(drawn[T], dtype="float64")) & np.isfinite(limit)
-                closed[parents[ended]] = True
-                dropped[rows[ended]] = True
             for c in node.chain:
                 result[c][rows] = drawn[c]
                 last[c][parents] = _numeric(node, c, drawn[c])
@@ -562,6 +558,9 @@ class CartGenerator(Generator):
                 cursor[parents] = (cursor[parents] if i > 0 else start_at[parents]) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
         out = pd.DataFrame({**result, **derived})
         out["__parent"] = parent_pos
+        dropped = np.zeros(total, dtype=bool)
+        if bounds is not None:
+            out[T], dropped = _fit_window(out[T].to_numpy(dtype="float64"), parent_pos, pos, start_at, bounds, node.lower)
         if dropped.any():
             keep = ~dropped
             self._report.dropped_rows[node.name] = self._report.dropped_rows.get(node.name, 0) + int(dropped.sum())
@@ -773,15 +772,44 @@ def _numeric(node: Node, col: str, values: np.ndarray) -> np.ndarray:
 
 
 def _within(model: Leaves, x: np.ndarray | None, drawn: np.ndarray, limit: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-    """Time donors at most ``limit``: rows past it draw again from their leaf; NaN for a row that never fits
-    (its parent's sequence ends there, as a patient's claims end with their eligibility)."""
+    """Time donors at most ``limit``: rows past it draw again from their leaf, then take a donor of their leaf
+    that fits where there is one."""
     drawn = np.asarray(drawn, dtype="float64").copy()
     for _ in range(tries):
         over = np.flatnonzero(drawn > limit)
         if over.size == 0:
             return drawn
         drawn[over] = np.asarray(model.draw(None if x is None else x[over], rng, over.size), dtype="float64")
-    return np.where(drawn > limit, np.nan, drawn)  # NaN: no room left before the parent's end
+    over = np.flatnonzero(drawn > limit)
+    if over.size:  # a donor of the row's own leaf that fits, if there is one
+        leaf = model.leaves(None if x is None else x[over], over.size)
+        for row, lf in zip(over, leaf):
+            pool = np.asarray(model.donors[model.starts[lf]:model.starts[lf] + model.counts[lf]], dtype="float64")
+            fits = pool[pool <= limit[row]]
+            if fits.size:
+                drawn[row] = fits[int(rng.integers(fits.size))]
+    return drawn  # rows no donor fits keep their draw: the sequence is shifted or cut afterwards (_fit_window)
+
+
+def _fit_window(
+    t: np.ndarray, parent_pos: np.ndarray, pos: np.ndarray, start_at: np.ndarray, bounds: np.ndarray, lower: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A drawn sequence that runs past its parent's end (eligibility, death) is moved earlier as a whole, no
+    earlier than the parent's anchor when training never went before it; rows still past the end are cut.
+    Returns the new time column and the rows to drop."""
+    t = t.copy()
+    cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + start_at[parent_pos]
+    end = np.full(len(bounds), -np.inf)
+    np.maximum.at(end, parent_pos, cursor)
+    first = pos == 0
+    first_cursor = np.full(len(bounds), np.nan)
+    first_cursor[parent_pos[first]] = cursor[first]
+    room = np.maximum(first_cursor, 0.0) if lower else np.full(len(bounds), np.inf)
+    shift = np.clip(end - bounds, 0.0, np.nan_to_num(room, nan=0.0))
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    t[first] = t[first] - shift[parent_pos[first]]
+    dropped = (cursor - shift[parent_pos]) > bounds[parent_pos] + 1e-9
+    return t, dropped
 
 
 def _between(
