@@ -16,7 +16,7 @@ from typing import Any
 
 from synth.catalog import HEAD_FILE, ChainState, utcnow
 from synth.errors import CatalogError, CatalogLockedError, ReleaseError
-from synth.release import TMP_PREFIX, Store, file_problems, verify_release
+from synth.release import RELEASE_ID, TMP_PREFIX, Store, file_problems, verify_release
 
 
 @dataclass
@@ -99,7 +99,19 @@ def manifest_row(manifest: dict[str, Any], manifest_hash: str, path: Path) -> di
         "params_json": json.dumps(gen["params"], default=str),
         "manifest_hash": manifest_hash,
         "path": str(path),
+        "schema_yaml": _schema_text(path, manifest),
     }
+
+
+def _schema_text(folder: Path, manifest: dict[str, Any]) -> str | None:
+    """The release's ``schema.yaml`` (issue 15) as the catalog keeps it; None for releases made before."""
+    name = manifest["schema"].get("file")
+    path = folder / str(name)
+    if not name or not RELEASE_ID.fullmatch(str(name)) or ".." in str(name):  # a plain name inside the folder only
+        return None
+    if not path.is_file() or path.is_symlink():  # a missing file is already one of the folder's file problems
+        return None
+    return path.read_bytes().decode("utf-8", errors="replace")
 
 
 @dataclass

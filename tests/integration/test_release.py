@@ -105,8 +105,12 @@ def test_manifest_records_what_design_asks(prepared: Path, tmp_path: Path) -> No
     assert m["schema"]["name"] == "kr_claims" and m["schema"]["hash"] == SCHEMA.fingerprint
     assert m["generator"]["name"] == "independent" and m["generator"]["epsilon"] is None
     assert {"sdv", "duckdb", "pandas"} <= set(m["library_versions"])
-    assert len(m["source"]["fingerprint"]) == 64 and m["source"]["split"]["n_train"] > 0
-    assert set(m["files"]) == {f"{t}.parquet" for t in SCHEMA.tables}
+    # the split's parameters are public; its sizes and fingerprints are private (catalog release_sources only)
+    assert m["source"] == {"split": {"seed": 0, "holdout_fraction": 0.2, "method": m["source"]["split"]["method"]}, "prepared": True}
+    private = store.catalog.release_source(info.release_id)
+    assert private is not None and len(private["source_fingerprint"]) == 64 and json.loads(private["split_json"])["n_train"] > 0
+    assert "source_fingerprint" not in store.catalog.release(info.release_id)
+    assert set(m["files"]) == {f"{t}.parquet" for t in SCHEMA.tables} | {"schema.yaml"}  # the schema travels with it
     # the release folder validates as it is
     check = subprocess.run([sys.executable, "-m", "synthmed", "validate", "--schema", "kr_claims", str(info.path)],
                            cwd=REPO, capture_output=True, text=True, timeout=120)
