@@ -491,12 +491,16 @@ class Catalog:
             key, key_problem = None, str(exc)
         else:
             key_problem = None
-        head = read_head(self.store_root)
-        with self.connect(read_only=True) as con:
+        with self.connect(read_only=True) as con:  # the head is read while no writer can commit
+            try:
+                head, head_problem = read_head(self.store_root), None
+            except CatalogError as exc:
+                head, head_problem = {"seq": 0, "entry_hash": GENESIS, "mac": ""}, str(exc)
             state = verify_chain(con, key=key, head=head)
-        if key_problem is None:
+        extra = tuple(p for p in (key_problem, head_problem) if p)
+        if not extra:
             return state
-        problems = tuple(p for p in state.problems if not p.startswith("the store key")) + (key_problem,)
+        problems = tuple(p for p in state.problems if not (key_problem and p.startswith("the store key"))) + extra
         return ChainState(False, state.entries, state.head, problems, state.checked_at)
 
     # -- releases --------------------------------------------------------------------------------

@@ -170,3 +170,11 @@ def test_an_old_catalog_without_chain_says_how_to_rebuild(tmp_path: Path, built_
     code, out, err = cli("audit", "verify", "--store", root)
     assert code == 0, err
     assert store.catalog.store_events()[0]["kind"] == "catalog_rebuilt"
+
+
+def test_a_garbled_head_file_is_a_broken_chain_not_a_crash(store_copy: Store, built_store, cli) -> None:
+    (store_copy.root / "catalog.head").write_text("{garbage")
+    state = store_copy.catalog.chain_state()
+    assert not state.ok and any("catalog.head" in p for p in state.problems)
+    audit_err, _ = _verify(cli, store_copy, built_store.release_id)
+    assert "cannot be read" in audit_err
