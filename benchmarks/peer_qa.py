@@ -7,6 +7,7 @@ pair's accuracy and their mean.
 
     .venv-mostly/bin/python benchmarks/peer_qa.py SPEC.json
 """
+import datetime
 import json
 import sys
 import tempfile
@@ -29,8 +30,13 @@ def main(spec_path: str) -> None:
     def read(kind: str, table: str, columns: list[str]) -> pd.DataFrame:
         frame = pd.read_parquet(dirs[kind] / f"{table}.parquet", columns=columns)
         for col in frame.columns:  # the judge reads categories and dates as its users hold them
-            if str(frame[col].dtype).startswith(("string", "category")):
+            sample = frame[col].dropna().head(1)
+            if len(sample) and isinstance(sample.iloc[0], datetime.date):  # DATE columns arrive as date objects
+                frame[col] = pd.to_datetime(frame[col])
+            elif str(frame[col].dtype).startswith(("string", "category")):
                 frame[col] = frame[col].astype(object)
+            elif str(frame[col].dtype).lower().startswith(("int", "uint")):  # qa bins few-valued ints as categories
+                frame[col] = frame[col].astype("float64")  # and then fails writing mixed int / str labels
         return frame
 
     ctx_cols = [key, *spec["context_columns"]]

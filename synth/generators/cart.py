@@ -115,6 +115,7 @@ class Node:
     context: list[str] = field(default_factory=list)  # parent / root columns used as predictors
     root_context: list[str] = field(default_factory=list)
     upper: list[str] = field(default_factory=list)  # parent dates no row of this sequence ever passed in training
+    positional: dict[str, float] = field(default_factory=dict)  # column -> c where it equals index + c in training
     lower: bool = False  # no first row of this sequence came before its parent's anchor date in training
     below: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it never exceeded in training
     above: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it was never below
@@ -272,6 +273,14 @@ class CartGenerator(Generator):
             node.chain = self._chain_order(node, enc)
             node.derived = _functional_dependencies(enc, node.categorical, node.chain, node.numerical)
             node.chain = [c for c in node.chain if c not in node.derived]
+            if parent_pos is not None:  # a line or sequence number (1..n within the parent) is set, not drawn
+                pos, _n = _positions(parent_pos)
+                for col in list(node.chain):
+                    if col in node.numerical and not col.startswith("__") and col != T:
+                        v = enc[col].to_numpy(dtype="float64")
+                        if len(v) and np.isfinite(v).all() and np.all(v - pos == v[0] - pos[0]):
+                            node.positional[col] = float(v[0] - pos[0])
+                            node.chain.remove(col)
             node.below, node.above = _inequalities(enc, node)
             for col in node.categorical:
                 node.ordinals[col] = _ordinal_map(enc[col])
@@ -453,6 +462,7 @@ class CartGenerator(Generator):
             node = self.nodes_[name]
             if node.parent is None:
                 enc = pd.DataFrame(self._draw_rows(node, {}, n_patients, rng), index=range(n_patients))
+                enc = self._repair(node, enc, {}, encoded, decoded, abs_anchor, rng)
             else:
                 enc, feats = self._draw_children(node, encoded, abs_anchor, rng)
                 enc = self._repair(node, enc, feats, encoded, decoded, abs_anchor, rng)
@@ -492,7 +502,8 @@ class CartGenerator(Generator):
             out[col] = drawn
             values[col] = _numeric(node, col, drawn)
         for col, (source, mapping) in node.derived.items():
-            out[col] = pd.Series(out[source], dtype=object).map(mapping).to_numpy(dtype=object)
+            src = values["__i"] + node.positional[source] if source in node.positional else out[source]
+            out[col] = pd.Series(src, dtype=object).map(mapping).to_numpy(dtype=object)
         return out
 
     def _draw_children(
@@ -557,6 +568,8 @@ class CartGenerator(Generator):
             if node.sequence:
                 cursor[parents] = (cursor[parents] if i > 0 else start_at[parents]) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
         out = pd.DataFrame({**result, **derived})
+        for col, c in node.positional.items():
+            out[col] = pos.astype("float64") + c
         out["__parent"] = parent_pos
         dropped = np.zeros(total, dtype=bool)
         if bounds is not None:
@@ -595,6 +608,8 @@ class CartGenerator(Generator):
             anchor = self._anchor_days(node, enc, encoded, abs_anchor)
             frames = dict(self._assemble(decoded, partial=True))
             frames[node.name] = self._with_keys(node, self._decode_rows(node, enc, anchor), enc, encoded)
+            if node.parent == VIRTUAL and VIRTUAL in decoded:  # the patient table's per-patient columns
+                frames[node.name] = frames[node.name].merge(decoded[VIRTUAL], on=schema.patient.column, how="left")
             for t in schema.tables:
                 frames.setdefault(t, pd.DataFrame())
             bad = _violations(schema, frames, node.name)
@@ -798,10 +813,13 @@ def _fit_window(
     earlier than the parent's anchor when training never went before it; rows still past the end are cut.
     Returns the new time column and the rows to drop."""
     t = t.copy()
+    first = pos == 0
     cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + start_at[parent_pos]
+    if lower:  # a sequence starting before its parent's anchor (eligibility start) moves later to it
+        t[first] = t[first] + np.maximum(-cursor[first], 0.0)
+        cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + start_at[parent_pos]
     end = np.full(len(bounds), -np.inf)
     np.maximum.at(end, parent_pos, cursor)
-    first = pos == 0
     first_cursor = np.full(len(bounds), np.nan)
     first_cursor[parent_pos[first]] = cursor[first]
     room = np.maximum(first_cursor, 0.0) if lower else np.full(len(bounds), np.inf)
