@@ -121,8 +121,8 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
         full = load_dataset(load_schema("cms_desynpuf"), folder, con=connect(read_dirs=[folder]), namespace="raw")
         rel = full.relations()
         frames = {
-            "beneficiary_summary": full.con.execute(f"SELECT * FROM {rel['beneficiary_summary']} WHERE BENE_YEAR = 2008").to_arrow_table(),
-            "inpatient_claims": full.con.execute(f"SELECT * FROM {rel['inpatient_claims']}").to_arrow_table(),
+            "beneficiary_summary": full.con.sql(f"SELECT * FROM {rel['beneficiary_summary']} WHERE BENE_YEAR = 2008").to_arrow_table(),
+            "inpatient_claims": full.con.sql(f"SELECT * FROM {rel['inpatient_claims']}").to_arrow_table(),
         }
         frames = {t: f.select([c for c in f.column_names if c in schema.tables[t].columns]) for t, f in frames.items()}
         holdout = 0.2
@@ -133,7 +133,7 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
         frames = {}
         for t in SYNTHEA_TABLES:
             keep = ", ".join(f'"{c}"' for c in schema.tables[t].columns)
-            frames[t] = full.con.execute(f"SELECT {keep} FROM {rel[t]}").to_arrow_table()
+            frames[t] = full.con.sql(f"SELECT {keep} FROM {rel[t]}").to_arrow_table()
         holdout = 0.2
     data, report = frames_to_dataset(schema, frames, namespace="real")
     if not report.ok:
@@ -216,6 +216,8 @@ def peer_spec(schema: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def run_peer(folder: Path, out: Path, minutes: float, timeout: float) -> dict[str, Any]:
     from data_schemas.io import load_schema_file
 
+    if not PEER_PY.exists():
+        return {"error": ".venv-mostly missing (scripts/install --test makes it)"}
     schema = load_schema_file(folder / "schema.yaml")
     subject, sequences = peer_spec(schema)
     n = json.loads((folder / "info.json").read_text())["n_train"]

@@ -8,6 +8,7 @@ training time cap is split evenly over the models. Reads ``SPEC`` (JSON, written
 
     .venv-mostly/bin/python benchmarks/peer_mostly.py SPEC.json
 """
+import datetime
 import json
 import sys
 import time
@@ -17,6 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 warnings.filterwarnings("ignore")
+
+
+def _dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """DATE columns arrive from Parquet as Python date objects: hand them to the engine as datetimes
+    (left as objects the engine would model them as categories)."""
+    for col in frame.columns:
+        sample = frame[col].dropna().head(1)
+        if len(sample) and isinstance(sample.iloc[0], datetime.date) and not isinstance(sample.iloc[0], datetime.datetime):
+            frame[col] = pd.to_datetime(frame[col])
+    return frame
 
 
 def main(spec_path: str) -> None:
@@ -30,7 +41,7 @@ def main(spec_path: str) -> None:
     subject = spec["subject"]
     minutes = spec["minutes"] / (1 + len(spec["sequences"]))
     key = subject["key"]
-    ctx = pd.read_parquet(train / f"{subject['table']}.parquet", columns=[key, *subject["columns"]])
+    ctx = _dates(pd.read_parquet(train / f"{subject['table']}.parquet", columns=[key, *subject["columns"]]))
     timings: dict[str, float] = {}
     t = time.perf_counter()
     flat = TabularARGN(max_training_time=minutes, random_state=spec["seed"], verbose=0)
@@ -41,7 +52,7 @@ def main(spec_path: str) -> None:
     timings[subject["table"]] = time.perf_counter() - t
     for seq in spec["sequences"]:
         t = time.perf_counter()
-        tgt = pd.read_parquet(train / f"{seq['table']}.parquet", columns=[seq["context_key"], *seq["columns"]])
+        tgt = _dates(pd.read_parquet(train / f"{seq['table']}.parquet", columns=[seq["context_key"], *seq["columns"]]))
         model = TabularARGN(
             max_training_time=minutes, random_state=spec["seed"], verbose=0,
             tgt_context_key=seq["context_key"], ctx_data=ctx, ctx_primary_key=key,
