@@ -74,15 +74,16 @@ import duckdb, pathlib, sys, time
 con = duckdb.connect(sys.argv[1])
 print('held', flush=True)
 start = time.time()
-while time.time() - start < 60 and not any(p.name.startswith('.tmp-') for p in pathlib.Path(sys.argv[2]).iterdir()):
+while time.time() - start < 5 and not any(p.name.startswith('.tmp-') for p in pathlib.Path(sys.argv[2]).iterdir()):
     time.sleep(0.05)
-time.sleep(3)
+time.sleep(2)
 """
 
 
 def test_registration_waits_for_a_held_catalog_lock(store_copy: Store, built_store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holds the catalog while this one fits: it waits, says so, and registers the work."""
-    # holds the lock until the release has written its folder (so it is about to register), then 3 s more
+    # holds the lock until the release has written its folder (about to register) or 5 s passed, then 2 s more:
+    # the release meets the held lock either when it tidies the store or when it registers, and waits
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_UNTIL_WRITTEN, str(store_copy.catalog.path), str(store_copy.releases_dir)],
         stdout=subprocess.PIPE, text=True,
