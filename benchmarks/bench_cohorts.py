@@ -117,8 +117,8 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
         frames = {t: sim[t] for t in schema.tables}
         holdout = 0.4
     elif dataset == "desynpuf":
-        folder = SHARED / "desynpuf" / "1-sample-10000"
-        full = load_dataset(load_schema("cms_desynpuf"), folder, con=connect(read_dirs=[folder]), namespace="raw")
+        source = SHARED / "desynpuf" / "1-sample-10000"  # read only: nothing is ever written beside the shared data
+        full = load_dataset(load_schema("cms_desynpuf"), source, con=connect(read_dirs=[source]), namespace="raw")
         rel = full.relations()
         frames = {
             "beneficiary_summary": full.con.sql(f"SELECT * FROM {rel['beneficiary_summary']} WHERE BENE_YEAR = 2008").to_arrow_table(),
@@ -127,8 +127,8 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
         frames = {t: f.select([c for c in f.column_names if c in schema.tables[t].columns]) for t, f in frames.items()}
         holdout = 0.2
     else:
-        folder = SHARED / "synthea" / "ma_112p_2025"
-        full = load_dataset(schema, folder, con=connect(read_dirs=[folder]), namespace="raw")
+        source = SHARED / "synthea" / "ma_112p_2025"
+        full = load_dataset(schema, source, con=connect(read_dirs=[source]), namespace="raw")
         rel = full.relations()
         frames = {}
         for t in SYNTHEA_TABLES:
@@ -139,6 +139,7 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
     if not report.ok:
         raise SystemExit(report.render())
     train, hold, record = split_patients(data, seed=0, holdout_fraction=holdout)
+    assert SHARED not in folder.parents, "the benchmark never writes into ../shared"
     train.write(folder / "train")
     hold.write(folder / "holdout")
     info = {"n_train": record.n_train, "n_holdout": record.n_holdout, "train_rows": train.row_counts()}
