@@ -7,8 +7,8 @@ patient's most frequent code (the ``attack_features`` of ``records.py``). Number
 as days since 1970-01-01, NaN when missing); categories become integer codes shared by the three
 tables (-1 when missing).
 
-The original data is the training sample, the control data the holdout sample and the synthetic data
-the synthetic sample (each at most ``max_rows`` patients, seeded).
+The original data is every training patient, the control data every holdout patient and the synthetic
+data every synthetic patient (no sampling: attacks sample their targets and say so).
 """
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ class MixedFrame:
 
 
 def mixed_frames(tables: Sequence[Mapping[str, np.ndarray]], numeric: Sequence[str], categorical: Sequence[str]) -> list[MixedFrame]:
-    """Frames of the given columns of each table, categories coded jointly over all tables."""
+    """Frames of the given columns of each table, categories coded jointly over all tables (codes in sorted order)."""
+    import pandas as pd  # lazily, as records.py
+
     sizes = [len(next(iter(t.values()))) if t else 0 for t in tables]
     nums = [
         np.column_stack([np.asarray(t[c], dtype=np.float64) for c in numeric]) if numeric else np.empty((n, 0))
@@ -74,13 +76,11 @@ def mixed_frames(tables: Sequence[Mapping[str, np.ndarray]], numeric: Sequence[s
     ]
     cats = [np.empty((n, len(categorical)), dtype=np.int64) for n in sizes]
     for j, c in enumerate(categorical):
-        values = [np.asarray(t[c], dtype=object) for t in tables]
-        allv = np.concatenate(values) if values else np.empty(0, dtype=object)
-        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in allv], dtype=bool)
-        codes = np.full(allv.size, -1, dtype=np.int64)
+        values = pd.Series(np.concatenate([np.asarray(t[c], dtype=object) for t in tables]) if tables else [], dtype=object)
+        missing = values.isna().to_numpy()
+        codes = np.full(values.size, -1, dtype=np.int64)
         if (~missing).any():
-            _, inv = np.unique(allv[~missing].astype(str), return_inverse=True)
-            codes[~missing] = inv
+            codes[~missing] = pd.factorize(values[~missing].astype(str), sort=True)[0]
         pos = 0
         for i, n in enumerate(sizes):
             cats[i][:, j] = codes[pos : pos + n]
@@ -89,15 +89,17 @@ def mixed_frames(tables: Sequence[Mapping[str, np.ndarray]], numeric: Sequence[s
 
 
 def attack_frames(inputs: PrivacyInputs, columns: Sequence[str] | None = None) -> tuple[MixedFrame, MixedFrame, MixedFrame]:
-    """(original = train sample, control = holdout sample, synthetic sample) over the attack features."""
+    """(original = train, control = holdout, synthetic) records over the attack features, built once per inputs."""
     feats = attack_features(inputs, columns)
     assert inputs.holdout is not None
-    numeric = [f.name for f in feats if f.kind == "numeric"]
-    categorical = [f.name for f in feats if f.kind == "categorical"]
-    ori, ctrl, syn = mixed_frames(
-        [inputs.train.columns, inputs.holdout.columns, inputs.synthetic.columns], numeric, categorical
-    )
-    return ori, ctrl, syn
+    key = "attack_frames:" + "|".join(f.name for f in feats)
+    if key not in inputs.derived:
+        numeric = [f.name for f in feats if f.kind == "numeric"]
+        categorical = [f.name for f in feats if f.kind == "categorical"]
+        inputs.derived[key] = tuple(mixed_frames(
+            [inputs.train.columns, inputs.holdout.columns, inputs.synthetic.columns], numeric, categorical
+        ))
+    return inputs.derived[key]  # type: ignore[no-any-return]
 
 
 def attack_features(inputs: PrivacyInputs, columns: Sequence[str] | None = None) -> list[Feature]:

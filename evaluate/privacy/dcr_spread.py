@@ -1,25 +1,26 @@
 """How much the DCR share moves with the reference patients, not only with the synthetic queries.
 
-The share closer to train compares each synthetic record with two *finite samples* of patients. When
-synthetic records sit far from every real one, a handful of reference patients ("hubs") are the
-nearest neighbour of many queries, and which side those few land on swings the share: a Wilson
-interval over the queries alone is then far too narrow (seen in the demo: shares of 0.27-0.47 with
-intervals of +-0.01 for generators that cannot prefer holdout patients).
+The share closer to train compares each synthetic record with *finite samples* of patients. When synthetic records sit far from every real one, a handful of reference
+patients ("hubs") are the nearest neighbour of many queries, and which side those few land on swings
+the share: an interval over the queries alone is then far too narrow (seen in the demo: shares of
+0.27-0.47 with intervals of +-0.01 for generators that cannot prefer holdout patients).
 
-:func:`reference_spread` measures that spread under the hypothesis the share tests (train and holdout
-patients are exchangeable: the generator did not memorise) by permutation: the train and holdout
-references are pooled and randomly relabelled into two halves, and the share is recomputed. Only the
-``k`` nearest of each side per query are needed: a query's nearest reference of a half is the first of
-its merged list with that label (the last one in the rare case, probability ``2^-k``, that none is).
-A Poisson bootstrap of the references was tried first and underestimated the spread by a third (a
-bootstrap of nearest-neighbour extremes is biased). Replicate shares over a subsample of ``s``
-queries give ``Var_S = v/s + (1 - 1/s) C``, with ``v`` the mean per-query variance and ``C`` the mean
-covariance between queries; ``C`` does not average away over all queries and is the reference
-variance of the full share. :func:`widen` adds it in quadrature to both sides of the query interval.
+:func:`grouped_reference_spread` measures that spread under the hypothesis the statistics test (train
+and holdout patients are exchangeable: the generator did not memorise) by permutation: the reference
+patients of all groups (the holdout-sized chunks of train and of the holdout that ``dcr.py`` compares)
+are pooled and randomly reassigned to groups of equal size, and the share is recomputed. Only
+the ``k`` nearest of each group per query are needed: a query's nearest reference of a new group is
+the first of its merged list in that group (the last one in the rare case that none is). A Poisson
+bootstrap of the references was tried first and underestimated the spread by a third (a bootstrap of
+nearest-neighbour extremes is biased). Replicate statistics over a subsample of ``s`` queries give
+``Var_S = v/s + (1 - 1/s) C``, with ``v`` the mean per-query variance and ``C`` the mean covariance
+between queries; ``C`` does not average away over all queries and is the reference variance of the
+full share. :func:`widen` adds it in quadrature to both sides of the query interval.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +40,72 @@ class ReferenceSpread:
     n_boot: int
 
 
-def _first_with(labels: np.ndarray, dist: np.ndarray, want: bool) -> np.ndarray:
-    """Per query, the distance of the first merged neighbour labelled ``want`` (the last one when none is)."""
-    mask = labels == want
+def pair_share(d: np.ndarray, n_train_groups: int) -> np.ndarray:
+    """Per query, the share of (train group, holdout group) pairs of nearest distances ``d`` (queries x
+    groups) where the train group's patient is closer (ties one half)."""
+    dt, dh = d[:, :n_train_groups, None], d[:, None, n_train_groups:]
+    pairs = dt.shape[1] * dh.shape[2]
+    return ((dt < dh).sum(axis=(1, 2)) + 0.5 * (dt == dh).sum(axis=(1, 2))) / pairs
+
+
+def _first_in(groups: np.ndarray, dist: np.ndarray, g: int) -> np.ndarray:
+    """Per query, the distance of the first merged neighbour in group ``g`` (the last one when none is)."""
+    mask = groups == g
     first = np.where(mask.any(axis=1), mask.argmax(axis=1), dist.shape[1] - 1)
     return dist[np.arange(dist.shape[0]), first]
+
+
+def _covariance(per_query: np.ndarray) -> float:
+    """The mean covariance between queries of replicate statistics (replicates x queries)."""
+    s = per_query.shape[1]
+    var_s = float(np.var(per_query.mean(axis=1), ddof=1))
+    per = float(np.mean(np.var(per_query, axis=0, ddof=1)))
+    return max(0.0, (var_s - per / s) / (1.0 - 1.0 / s))
+
+
+def grouped_reference_spread(
+    distances: Sequence[np.ndarray],
+    indices: Sequence[np.ndarray],
+    n_train_groups: int,
+    *,
+    rng: np.random.Generator,
+    n_boot: int = 200,
+) -> ReferenceSpread:
+    """Reference-induced SD of the share closer to train, compared group by group.
+
+    ``distances[g]`` and ``indices[g]`` are ``(s, k)`` ascending distances and indices of the same ``s``
+    queries' nearest references in group ``g``; indices are positions in one pooled numbering of all
+    reference patients (a patient in two groups has one position). Groups ``0 .. n_train_groups - 1``
+    are train, the rest holdout.
+    """
+    n_groups = len(distances)
+    if n_groups != len(indices) or n_groups < 2 or not 1 <= n_train_groups < n_groups:
+        raise InvalidParameterError(
+            f"grouped_reference_spread needs distance and index arrays of at least one train and one holdout group; "
+            f"got {len(distances)} distance and {len(indices)} index arrays with {n_train_groups} train group(s) instead."
+        )
+    shapes = {d.shape[0] for d in distances} | {i.shape[0] for i in indices}
+    if len(shapes) != 1 or any(d.shape != i.shape for d, i in zip(distances, indices)):
+        raise InvalidParameterError(
+            "grouped_reference_spread needs (s, k) distance and index arrays for the same queries; got "
+            f"{[d.shape for d in distances]} and {[i.shape for i in indices]} instead."
+        )
+    if n_boot < 2:
+        raise InvalidParameterError(f"The 'n_boot' parameter must be an int >= 2; got {n_boot!r} instead.")
+    s, k = distances[0].shape[0], min(d.shape[1] for d in distances)
+    if s < 2:
+        return ReferenceSpread(0.0, s, k, n_boot)
+    dist = np.concatenate(list(distances), axis=1)
+    ids = np.concatenate(list(indices), axis=1)
+    order = np.argsort(dist, axis=1, kind="stable")
+    dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
+    n_refs = int(ids.max()) + 1
+    closer = np.empty((n_boot, s))
+    for b in range(n_boot):
+        groups = (rng.permutation(n_refs) * n_groups // n_refs)[ids]
+        nearest = np.stack([_first_in(groups, dist, g) for g in range(n_groups)], axis=1)
+        closer[b] = pair_share(nearest, n_train_groups)
+    return ReferenceSpread(math.sqrt(_covariance(closer)), s, k, n_boot)
 
 
 def reference_spread(
@@ -55,11 +117,7 @@ def reference_spread(
     rng: np.random.Generator,
     n_boot: int = 200,
 ) -> ReferenceSpread:
-    """Reference-induced SD of the share closer to train, from the k nearest neighbours of s queries.
-
-    ``d_*`` and ``i_*`` are ``(s, k)`` ascending distances and reference indices (as returned by
-    ``nearest_neighbours``) of the same queries among the train and the holdout references.
-    """
+    """Reference-induced SD of the share closer to train between two reference sets (one group each)."""
     if d_train.shape != i_train.shape or d_holdout.shape != i_holdout.shape or d_train.shape[0] != d_holdout.shape[0]:
         raise InvalidParameterError(
             f"reference_spread needs (s, k) distance and index arrays for the same queries; got {d_train.shape}, "
@@ -67,24 +125,8 @@ def reference_spread(
         )
     if n_boot < 2:
         raise InvalidParameterError(f"The 'n_boot' parameter must be an int >= 2; got {n_boot!r} instead.")
-    s, k = d_train.shape[0], min(d_train.shape[1], d_holdout.shape[1])
-    if s < 2:
-        return ReferenceSpread(0.0, s, k, n_boot)
-    n_t = int(i_train.max()) + 1
-    dist = np.concatenate([d_train, d_holdout], axis=1)
-    ids = np.concatenate([i_train, i_holdout + n_t], axis=1)
-    order = np.argsort(dist, axis=1, kind="stable")
-    dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
-    n_refs = int(ids.max()) + 1
-    closer = np.empty((n_boot, s), dtype=np.float64)
-    for b in range(n_boot):
-        labels = (rng.random(n_refs) < 0.5)[ids]
-        da, dh = _first_with(labels, dist, True), _first_with(labels, dist, False)
-        closer[b] = (da < dh) + 0.5 * (da == dh)
-    var_s = float(np.var(closer.mean(axis=1), ddof=1))
-    per_query = float(np.mean(np.var(closer, axis=0, ddof=1)))
-    covariance = (var_s - per_query / s) / (1.0 - 1.0 / s)
-    return ReferenceSpread(math.sqrt(max(0.0, covariance)), s, k, n_boot)
+    n_t = int(i_train.max()) + 1 if i_train.size else 0
+    return grouped_reference_spread([d_train, d_holdout], [i_train, i_holdout + n_t], 1, rng=rng, n_boot=n_boot)
 
 
 def widen(share: float, query_interval: Interval, reference_sd: float) -> Interval:

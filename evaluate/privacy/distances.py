@@ -11,7 +11,8 @@ exactly 0 and ties are exact; ties are broken by the lower reference index.
   TPAMI 2011, without the quantisation): seeded k-means cells of the queries (shared by every
   reference set searched), each query searched in its ``nprobe`` nearest cells (by default
   ``nlist = 1.5 sqrt(n)`` cells, ``nprobe = nlist / 40``). It is approximate; its recall@k against
-  the exact search is measured on 256 seeded queries and reported with the result.
+  the exact search is measured on 256 seeded queries (``recall_queries``; 0 skips it) and reported
+  with the result.
 
 ``method="auto"`` is exact up to ``exact_limit`` query-reference pairs and IVF beyond.
 
@@ -51,6 +52,8 @@ class Neighbours:
         """One sentence for result notes: how the neighbours were found."""
         if self.recall is None:
             return f"{what}: exact nearest neighbours"
+        if not self.n_recall_queries:
+            return f"{what}: approximate nearest neighbours ({self.method}); recall not measured"
         return (
             f"{what}: approximate nearest neighbours ({self.method}); recall@{self.distances.shape[1]} against "
             f"the exact search on {self.n_recall_queries} sampled queries = {self.recall:.3f}"
@@ -130,9 +133,11 @@ def nearest_neighbours_many(
     out = []
     for r in rs:
         d, i = _rerank(q, r, _ivf_candidates(q, r, k, centroids=centroids, probes=probes), k)
-        truth_d, _ = _rerank(q[sample], r, _exact_candidates(q[sample], r, k), k)
-        # a neighbour counts as found when its distance matches the exact one (ties are equivalent)
-        recall = float(np.mean(d[sample] <= truth_d + 1e-9 * (1.0 + truth_d)))
+        recall = float("nan")
+        if m:
+            truth_d, _ = _rerank(q[sample], r, _exact_candidates(q[sample], r, k), k)
+            # a neighbour counts as found when its distance matches the exact one (ties are equivalent)
+            recall = float(np.mean(d[sample] <= truth_d + 1e-9 * (1.0 + truth_d)))
         out.append(Neighbours(d, i, f"ivf nlist={nlist} nprobe={nprobe}", recall, m))
     return out
 
@@ -331,19 +336,26 @@ def gower_neighbours(
     rc = np.asarray(refs_cat)
     step = max(1, _BLOCK_PAIRS // n)
     out = np.empty((m, k), dtype=np.int64)
-    for s in range(0, m, step):
+    numeric_missing = [bool(q_missing[:, j].any() or r_missing[:, j].any()) for j in range(qn.shape[1])]
+
+    def run(s: int) -> None:
         e = min(m, s + step)
         dist = np.zeros((e - s, n), dtype=np.float32)
+        tmp = np.empty_like(dist)
         for j in range(qn.shape[1]):
-            diff = np.abs(qn[s:e, j, None] - rn[None, :, j])
-            qm, rm = q_missing[s:e, j, None], r_missing[None, :, j]
-            if qm.any() or rm.any():
-                diff = np.where(qm | rm, np.where(qm & rm, 0.0, 1.0), diff)
-            dist += diff
+            np.subtract(qn[s:e, j, None], rn[None, :, j], out=tmp)
+            np.abs(tmp, out=tmp)
+            if numeric_missing[j]:
+                qm, rm = q_missing[s:e, j, None], r_missing[None, :, j]
+                tmp = np.where(qm | rm, np.where(qm & rm, np.float32(0.0), np.float32(1.0)), tmp).astype(np.float32, copy=False)
+            dist += tmp
         for j in range(qc.shape[1]):
             dist += qc[s:e, j, None] != rc[None, :, j]
         if k == 1:
             out[s:e, 0] = np.argmin(dist, axis=1)
         else:
             out[s:e] = np.argsort(dist, axis=1, kind="stable")[:, :k]
+
+    # numpy's element-wise passes release the GIL: blocks of queries run on a thread pool
+    parallel_map(run, list(range(0, m, step)))
     return out

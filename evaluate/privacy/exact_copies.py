@@ -18,7 +18,6 @@ n_holdout)) gives its p-value.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
@@ -64,6 +63,7 @@ def copy_shares(
         out["n_chunks"] = int(np.ceil(train.size / size))
         both = int(round(train_matches + hold_matches))
         p_train = train.size / (train.size + holdout.size)
+        from scipy.stats import binomtest  # lazily: scipy.stats takes a second to import
         out["p_value"] = float(binomtest(int(round(train_matches)), both, p_train, alternative="greater").pvalue) if both else 1.0
     return out
 

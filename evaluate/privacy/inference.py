@@ -14,8 +14,11 @@ A categorical secret is guessed right when equal (missing equals missing); a num
 Defaults: the secrets are the sensitive categorical record columns (sensitive patient columns and
 the most frequent sensitive code per event table); the attacker knows the quasi-identifiers of the
 patient table (or, without any, every non-secret column). Each secret is attacked with the same
-targets; ``privacy.attribute_inference.risk`` is the highest risk over the secrets, each one's rates
-being in the details.
+targets. With ``m`` secrets, the worst of ``m`` risks is biased upward by chance alone (on fresh
+DE-SynPUF patients the worst of 14 had a point risk of 0.19), so every secret's CI is taken at the
+Bonferroni level ``1 - (1 - confidence) / m``, and ``privacy.attribute_inference.risk`` reports the
+secret with the largest *adjusted* lower CI end: its risk and its adjusted CI. Each secret's rates,
+unadjusted and adjusted CIs are in the details.
 """
 from __future__ import annotations
 
@@ -96,7 +99,15 @@ def inference_risks(
     return out
 
 
-@metric(NAME, family="privacy", description="Anonymeter-style attribute-inference risk (worst secret) with baseline and control",
+def at_level(risk: PrivacyRisk, confidence: float) -> PrivacyRisk:
+    """The same attack, baseline and control counts with rates and CI at another ``confidence``."""
+    control = risk.control
+    return privacy_risk(n_success=risk.attack.n_success, n_attacks=risk.attack.n_total, n_baseline=risk.baseline.n_success,
+                        n_attacks_baseline=risk.baseline.n_total, n_control=None if control is None else control.n_success,
+                        n_attacks_control=None if control is None else control.n_total, confidence=confidence)
+
+
+@metric(NAME, family="privacy", description="Anonymeter-style attribute-inference risk (worst secret, adjusted for the number of secrets)",
         produces=(RESULT,), needs_holdout=True)
 def attribute_inference(ctx: EvalContext) -> list[MetricResult]:
     n_attacks = check_int(get_param(ctx, NAME, "n_attacks", 500), "n_attacks", NAME, low=1, high=1_000_000)
@@ -128,12 +139,19 @@ def attribute_inference(ctx: EvalContext) -> list[MetricResult]:
         what = "no sensitive categorical column to infer" if not secrets else "no auxiliary column left"
         return [skipped_result(RESULT, "privacy", "minimize", f"attribute inference skipped: {what}")]
     ori, ctrl, syn = attack_frames(inputs)
+    level = 1.0 - (1.0 - confidence) / len(secrets)
     risks = inference_risks(ori, syn, ctrl, aux, secrets, n_attacks=n_attacks, rng=rng_for(ctx.options.seed, 81),
                             tolerance=tolerance, confidence=confidence)
-    worst = max(risks, key=lambda s: (risks[s].value, risks[s].ci.high))
+    adjusted = {s: at_level(r, level) for s, r in risks.items()}
+    worst = max(adjusted, key=lambda s: (adjusted[s].ci.low, adjusted[s].value))
     rows: list[dict[str, Any]] = [{**r.rates_row(), "kind": "secret", "secret": s, "risk": r.value,
-                                   "risk_ci": [r.ci.low, r.ci.high]} for s, r in risks.items()]
+                                   "risk_ci": [r.ci.low, r.ci.high],
+                                   "risk_ci_adjusted": [adjusted[s].ci.low, adjusted[s].ci.high]}
+                                  for s, r in risks.items()]
     notes = [inputs.sampling_note(),
-             f"the attacker knows {', '.join(aux)}; secrets: {', '.join(secrets)}; the highest risk is for {worst}"]
-    return [risk_result(RESULT, f"attribute inference ({worst})", risks[worst], seed=ctx.options.seed, notes=notes,
+             f"the attacker knows {', '.join(aux)}; secrets: {', '.join(secrets)}; {min(n_attacks, len(inputs.train)):,} "
+             "sampled training targets, each guessed from the nearest of all synthetic records",
+             f"CIs adjusted for {len(secrets)} secret(s) (Bonferroni: each at level {level:.4g}); reported: {worst}, the "
+             "secret with the largest adjusted lower CI end"]
+    return [risk_result(RESULT, f"attribute inference ({worst})", adjusted[worst], seed=ctx.options.seed, notes=notes,
                         details=rows, skipped=skipped)]

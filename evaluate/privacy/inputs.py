@@ -1,10 +1,13 @@
-"""What the row-level privacy metrics share: seeded patient samples, their records and encodings.
+"""What the row-level privacy metrics share: the records of every patient and their encodings.
 
-Nearest-neighbour work and attacks run on seeded, bounded samples (design.md, "Scale"): up to
-``EvalOptions.max_rows`` patients of each of train, holdout and synthetic, drawn without replacement
-from the sorted patient keys with a generator seeded by ``(seed, dataset)``, so the samples do not
-depend on row order and any prefix of a sample is itself a random sample. The record spec and the
-distance encoding are fitted on the training sample only.
+No leak may be diluted away by sampling (design.md, "Scale"): the records of *all* patients of
+train, holdout and synthetic data are built and encoded, so every membership attack searches all
+synthetic records and the DCR compares with all training and holdout patients. What may be sampled
+is the *targets* of an attack (its queries), up to ``EvalOptions.max_rows`` per side, and each
+metric says in its notes what it sampled. Records are held in a seeded random order (a permutation
+of the sorted patient keys by a generator seeded by ``(seed, dataset)``), so they do not depend on
+row order and any prefix is a random sample: targets are prefixes. The record spec and the distance
+encoding are fitted on all training patients.
 
 The inputs are computed once per evaluation context and settings, and kept in memory only while
 the context lives (never written anywhere).
@@ -12,7 +15,8 @@ the context lives (never written anywhere).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,31 +52,55 @@ def sample_keys(keys: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
 
 @dataclass(frozen=True)
 class PrivacyInputs:
-    """Samples of records of the three datasets, encoded for distances (float32)."""
+    """Records of every patient of the three datasets in seeded random order, and their encodings for distances.
+
+    The encoding and the float32 matrices are computed on first use (the Anonymeter-style attacks work
+    on the records alone and never pay for them) and kept with the inputs.
+    """
 
     spec: RecordSpec
-    encoding: Encoding
     train: Records
     holdout: Records | None
     synthetic: Records
-    x_train: np.ndarray
-    x_holdout: np.ndarray | None
-    x_synthetic: np.ndarray
     n_total: dict[str, int]
     seed: int
     max_rows: int
+    max_categories: int = 30
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Other views of the same records, computed once by the metrics that share them (the attack frames)."""
+
+    @cached_property
+    def encoding(self) -> Encoding:
+        return fit_encoding(self.train, max_categories=self.max_categories)
+
+    @cached_property
+    def x_train(self) -> np.ndarray:
+        return self.encoding.transform(self.train)
+
+    @cached_property
+    def x_holdout(self) -> np.ndarray | None:
+        return None if self.holdout is None else self.encoding.transform(self.holdout)
+
+    @cached_property
+    def x_synthetic(self) -> np.ndarray:
+        return self.encoding.transform(self.synthetic)
 
     def sampling_note(self) -> str:
-        parts = [
-            f"{len(self.synthetic):,} of {self.n_total['synthetic']:,} synthetic",
-            f"{len(self.train):,} of {self.n_total['train']:,} train",
-        ]
+        parts = [f"{len(self.synthetic):,} synthetic", f"{len(self.train):,} train"]
         if self.holdout is not None:
-            parts.append(f"{len(self.holdout):,} of {self.n_total['holdout']:,} holdout")
+            parts.append(f"{len(self.holdout):,} holdout")
+        encoded = f", encoded in {self.encoding.dim} dimensions" if "encoding" in self.__dict__ else ""
         return (
-            f"row-level work on seeded samples of patients ({', '.join(parts)}; max_rows={self.max_rows:,}, "
-            f"seed={self.seed}); records have {len(self.spec.features)} features, encoded in {self.encoding.dim} dimensions"
+            f"records of all patients ({', '.join(parts)}), nothing searched is sampled; targets are seeded samples "
+            f"of at most max_rows={self.max_rows:,} per side (seed {self.seed}); records have {len(self.spec.features)} "
+            f"features{encoded}"
         )
+
+    def targets(self, side: str, n: int | None = None) -> int:
+        """How many patients of ``side`` an attack may use as targets: at most ``max_rows`` (and ``n``)."""
+        records = {"train": self.train, "holdout": self.holdout, "synthetic": self.synthetic}[side]
+        size = 0 if records is None else len(records)
+        return min(size, self.max_rows, size if n is None else n)
 
 
 _CACHE: dict[int, tuple[weakref.ref[Any], tuple[Any, ...], PrivacyInputs]] = {}
@@ -107,7 +135,7 @@ def compute_inputs(
     top_k: int = 10,
     max_categories: int = 30,
 ) -> PrivacyInputs:
-    """Sample, build and encode records of the three datasets (see the module docstring)."""
+    """Build and encode the records of every patient of the three datasets (see the module docstring)."""
     spec = fit_record_spec(train, top_k=top_k)
     datasets = {"train": train, "holdout": holdout, "synthetic": synthetic}
     records: dict[str, Records | None] = {}
@@ -120,20 +148,10 @@ def compute_inputs(
         totals[name] = int(keys.size)
         if keys.size == 0:
             raise EmptyInputError(f"the {name} data has no patients")
-        records[name] = build_records(ds, spec, sample_keys(keys, max_rows, rng_for(seed, STREAMS[name])))
+        records[name] = build_records(ds, spec, sample_keys(keys, keys.size, rng_for(seed, STREAMS[name])))
     train_rec, syn_rec, hold_rec = records["train"], records["synthetic"], records["holdout"]
     assert train_rec is not None and syn_rec is not None
-    encoding = fit_encoding(train_rec, max_categories=max_categories)
-    return PrivacyInputs(
-        spec=spec,
-        encoding=encoding,
-        train=train_rec,
-        holdout=hold_rec,
-        synthetic=syn_rec,
-        x_train=encoding.transform(train_rec),
-        x_holdout=None if hold_rec is None else encoding.transform(hold_rec),
-        x_synthetic=encoding.transform(syn_rec),
-        n_total=totals,
-        seed=seed,
-        max_rows=max_rows,
-    )
+    if len(train_rec) == 0:
+        raise EmptyInputError("the training data has no patients to fit the record encoding on")
+    return PrivacyInputs(spec=spec, train=train_rec, holdout=hold_rec, synthetic=syn_rec, n_total=totals, seed=seed,
+                         max_rows=max_rows, max_categories=max_categories)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
 
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
@@ -44,11 +43,21 @@ def fit_whitening(data: np.ndarray, n_components: int, *, rng: np.random.Generat
     pick = rng.choice(data.shape[0], size=min(sample, data.shape[0]), replace=False)
     x = data[np.sort(pick)].astype(np.float64)
     mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    var = s**2 / max(1, x.shape[0] - 1)
-    keep = int(min(n_components, np.sum(var > 1e-9 * var.sum())))
+    x -= mean
+    # principal axes from the d x d covariance (one matrix product and a small eigendecomposition: far
+    # cheaper than an SVD of the n x d data when n >> d, and the same axes)
+    var, vec = np.linalg.eigh(x.T @ x / max(1, x.shape[0] - 1))
+    var, vec = var[::-1], vec[:, ::-1]
+    keep = int(min(n_components, np.sum(var > 1e-9 * max(var.sum(), 1e-300))))
     keep = max(keep, 1)
-    return mean, (vt[:keep].T / np.sqrt(var[:keep])).astype(np.float64)
+    return mean, vec[:, :keep] / np.sqrt(np.maximum(var[:keep], 1e-300))
+
+
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """``log(sum(exp(a)))`` along ``axis``, shifted by the maximum so it cannot overflow (as scipy's)."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
 
 
 def kde_log_density(x: np.ndarray, data: np.ndarray, bandwidth: float | None = None) -> np.ndarray:

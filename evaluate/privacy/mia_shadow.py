@@ -6,15 +6,18 @@ the attacker knows the generator and its settings, holds reference data from the
 records of the targets, trains the generator on reference data with and without each target, and
 learns how a target's presence changes the synthetic data.
 
-Here, within the budget the user sets (``n_shadow_models``, ``n_targets`` per class):
+Here, within the budget the user sets (``n_shadow_models``, default 8; ``n_targets`` per class, default
+1,000, at most ``max_rows`` and half the holdout), sized so that a TPR at 1 % FPR is reported with a CI
+(at least 1,000 non-member targets, see ``stats.min_non_members_for_ci``) when the holdout allows it:
 
 * every target (``n_targets`` members from train, as many non-members from the holdout) is put in
   exactly half of the shadow training sets (a seeded, balanced design, so each shadow model serves
   all targets at once, as in TAPAS's multi-target setting);
-* a shadow training set is a seeded sample of the reference data (holdout patients that are not
-  targets; as many as the real training set, at most all of them) plus the targets assigned to it;
+* a shadow training set is as large as the real training set: the targets assigned to it plus a
+  seeded sample of the other real patients (train and holdout patients that are not targets: to the
+  attacker they are all just population data);
 * each shadow generator, from ``generator_factory()``, is fitted and samples as many patients as
-  the release has, scaled to its training size;
+  the release has, scaled to its training size (all of them are searched, as the release's are);
 * the attack feature of a target in a synthetic dataset is ``log(d + 1e-3)``, ``d`` its distance to
   the closest synthetic record on the encoded records;
 * the score on the release is the likelihood ratio of that feature under the target's "in" and
@@ -24,7 +27,9 @@ Here, within the budget the user sets (``n_shadow_models``, ``n_targets`` per cl
 The factory is passed as ``EvalOptions.params["privacy.mia.shadow"]["generator_factory"]``: a
 zero-argument callable returning an unfitted generator with ``fit(train: Dataset) -> self`` and
 ``sample(n_patients, *, seed) -> Dataset`` (for a registered generator:
-:func:`generator_factory`). Without it the attack is skipped and says why.
+:func:`generator_factory`). ``synthmed evaluate RELEASE_ID`` passes the release's own generator and the
+default policy requires the result there; on folders from another tool there is no generator to refit,
+so the attack is skipped and says that it could not run.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from evaluate.privacy.attack_scores import remember
 from evaluate.privacy.dcr import nn_settings
 from evaluate.privacy.distances import nearest_neighbours
 from evaluate.privacy.errors import ShadowModelError
-from evaluate.privacy.inputs import PrivacyInputs, privacy_inputs, rng_for, sample_keys
+from evaluate.privacy.inputs import PrivacyInputs, privacy_inputs, rng_for
 from evaluate.privacy.membership import draw_targets, membership_results, result_names, skipped_attack, target_settings
 from evaluate.privacy.params import check_int, get_param
 from evaluate.privacy.records import build_records, patient_keys, registered_keys
@@ -109,36 +114,37 @@ def shadow_scores(
     inputs: PrivacyInputs,
     factory: Callable[[], Any],
     *,
-    members: np.ndarray,
-    non_members: np.ndarray,
-    reference: np.ndarray,
+    n_targets: int,
     n_shadow: int,
     nn: dict[str, Any],
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Scores of the targets (members first) and facts about the shadow models (see the module docstring)."""
-    assert ctx.holdout is not None and inputs.holdout is not None
+    """Scores of the targets (the first ``n_targets`` train and holdout records, members first) and facts
+    about the shadow models (see the module docstring)."""
+    assert ctx.holdout is not None and inputs.holdout is not None and inputs.x_holdout is not None
     seed = ctx.options.seed
     rng = rng_for(seed, 101)
-    n_t = members.size + non_members.size
-    x_targets = np.concatenate([inputs.x_train[members], inputs.x_holdout[non_members]])  # type: ignore[index]
-    target_train_keys = inputs.train.keys[members]
-    target_hold_keys = inputs.holdout.keys[non_members]
-    ref_keys = inputs.holdout.keys[reference]
-    n_ref = int(min(ref_keys.size, inputs.n_total["train"]))
-    if n_ref < 1:
-        raise EmptyInputError("the shadow-model attack needs reference patients besides the targets")
-    n_sample = max(1, int(round(inputs.n_total["synthetic"] * (n_ref + n_t / 2) / max(1, inputs.n_total["train"]))))
-    n_sample = min(n_sample, inputs.max_rows)
+    n_train, n_hold = len(inputs.train), len(inputs.holdout)
+    n_t = 2 * n_targets
+    x_targets = np.concatenate([inputs.x_train[:n_targets], inputs.x_holdout[:n_targets]])
+    target_train_keys = inputs.train.keys[:n_targets]
+    target_hold_keys = inputs.holdout.keys[:n_targets]
+    pool_train, pool_hold = inputs.train.keys[n_targets:], inputs.holdout.keys[n_targets:]
+    pool = np.concatenate([pool_train, pool_hold])
+    if pool.size < 1:
+        raise EmptyInputError("the shadow-model attack needs population patients besides the targets")
+    n_fill = int(min(pool.size, max(1, n_train - n_targets)))
+    n_sample = max(1, int(round(inputs.n_total["synthetic"] * (n_fill + n_targets) / max(1, n_train))))
     # balanced design: every target in exactly half of the shadow models
     inside = np.zeros((n_t, n_shadow), dtype=bool)
     for t in range(n_t):
         inside[t, rng.permutation(n_shadow)[: n_shadow // 2]] = True
     shadow = np.empty((n_t, n_shadow))
     for j in range(n_shadow):
-        refs = sample_keys(ref_keys, n_ref, rng)
-        in_members = target_train_keys[inside[: members.size, j]]
-        in_non = target_hold_keys[inside[members.size :, j]]
-        train_ds = shadow_dataset(ctx.train, ctx.holdout, in_members, np.concatenate([refs, in_non]))
+        fill = pool[rng.permutation(pool.size)[:n_fill]]
+        from_train = np.isin(fill, pool_train)
+        train_keys = np.concatenate([target_train_keys[inside[:n_targets, j]], fill[from_train]])
+        hold_keys = np.concatenate([target_hold_keys[inside[n_targets:, j]], fill[~from_train]])
+        train_ds = shadow_dataset(ctx.train, ctx.holdout, train_keys, hold_keys)
         try:
             generator = factory()
             if not (hasattr(generator, "fit") and hasattr(generator, "sample")):
@@ -153,11 +159,20 @@ def shadow_scores(
         syn_keys = patient_keys(synthetic)
         if syn_keys.size == 0:
             raise ShadowModelError(f"shadow model {j} sampled no patients")
-        recs = build_records(synthetic, inputs.spec, sample_keys(syn_keys, inputs.max_rows, rng))
+        recs = build_records(synthetic, inputs.spec, syn_keys)
         shadow[:, j] = _features(x_targets, inputs.encoding.transform(recs), rng, nn)
     observed = _features(x_targets, inputs.x_synthetic, rng, nn)
-    info = {"n_shadow_models": n_shadow, "shadow_reference_patients": n_ref, "shadow_sample_patients": n_sample}
+    info = {"n_shadow_models": n_shadow, "shadow_training_patients": n_fill + n_targets,
+            "shadow_sample_patients": n_sample, "n_train": n_train, "n_holdout": n_hold}
     return lira_scores(observed, shadow, inside), info
+
+
+FOLDER_MODE = (
+    "could not run: the shadow-model attack refits the release's own generator, and folders from another tool "
+    "come without one (evaluate the release with `synthmed evaluate RELEASE_ID --data DIR` to run it, or pass "
+    "EvalOptions.params['privacy.mia.shadow']['generator_factory'], a zero-argument callable returning the unfitted "
+    "generator: evaluate.privacy.mia_shadow.generator_factory(name, **params))"
+)
 
 
 @metric(NAME, family="privacy", description="shadow-model membership inference (refits the release's generator)",
@@ -167,15 +182,11 @@ def mia_shadow(ctx: EvalContext) -> list[MetricResult]:
     if get_param(ctx, NAME, "n_shadow_models", None) == 0:
         return skipped_attack("shadow", "the shadow-model budget is 0 models (--shadow-models 0)")
     if factory is None:
-        return skipped_attack(
-            "shadow",
-            "no generator to refit: pass EvalOptions.params['privacy.mia.shadow']['generator_factory'], a zero-argument "
-            "callable returning the release's unfitted generator (evaluate.privacy.mia_shadow.generator_factory(name, **params))",
-        )
+        return skipped_attack("shadow", FOLDER_MODE)
     if not callable(factory):
         raise ShadowModelError(f"The 'generator_factory' parameter of {NAME} must be a zero-argument callable; got {factory!r} instead.")
     _, n_boot, confidence = target_settings(ctx, NAME)
-    n_targets = check_int(get_param(ctx, NAME, "n_targets", 50), "n_targets", NAME, low=10, high=100_000)
+    n_targets = check_int(get_param(ctx, NAME, "n_targets", 1000), "n_targets", NAME, low=10, high=100_000)
     n_shadow = check_int(get_param(ctx, NAME, "n_shadow_models", 8), "n_shadow_models", NAME, low=2, high=1000)
     if n_shadow % 2:
         n_shadow += 1
@@ -185,19 +196,16 @@ def mia_shadow(ctx: EvalContext) -> list[MetricResult]:
         targets = draw_targets(inputs, n_targets)
     except EmptyInputError as exc:
         return skipped_attack("shadow", str(exc))
-    # the reference data must not contain any target of the other attacks either: use the common split
-    reference = draw_targets(inputs, target_settings(ctx, "privacy")[0]).reference
-    scores, info = shadow_scores(ctx, inputs, factory, members=targets.members, non_members=targets.non_members,
-                                 reference=reference, n_shadow=n_shadow, nn=nn)
+    scores, info = shadow_scores(ctx, inputs, factory, n_targets=targets.members.size, n_shadow=n_shadow, nn=nn)
     remember(ctx, "shadow", scores, targets.labels)  # reused by the epsilon audit
     return membership_results(
         "shadow", scores, targets.labels, seed=ctx.options.seed, n_bootstrap=n_boot, confidence=confidence,
         notes=(
             inputs.sampling_note(),
-            f"{info['n_shadow_models']} shadow models, each fitted on {info['shadow_reference_patients']:,} reference "
-            f"patients plus half of the targets and sampling {info['shadow_sample_patients']:,} patients; score = "
-            "likelihood ratio of log(distance to the closest synthetic record + 1e-3) under in/out shadow models "
-            "(LiRA, fixed variance)",
+            f"{info['n_shadow_models']} shadow models, each fitted on {info['shadow_training_patients']:,} real patients "
+            f"(half of the targets plus other train and holdout patients) and sampling {info['shadow_sample_patients']:,} "
+            "patients, all searched; score = likelihood ratio of log(distance to the closest synthetic record + 1e-3) "
+            "under in/out shadow models (LiRA, fixed variance)",
         ),
         details=({"kind": "shadow", **info},),
     )

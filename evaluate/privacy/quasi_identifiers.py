@@ -1,8 +1,15 @@
 """Quasi-identifier risk: k-anonymity classes and synthetic records that point at rare real patients.
 
 The quasi-identifiers are the patient table's columns tagged ``quasi_identifier`` in the schema
-(taken from a patient's first row when the table has several per patient). Patients sharing every
-quasi-identifier value form an equivalence class (Sweeney, "k-anonymity", 2002). All in SQL over all
+(taken from a patient's first row when the table has several per patient), *generalised* the way
+ARX and sdcMicro generalise before counting classes, because an attacker's background knowledge is
+coarse and exact values make every patient unique (with exact birth dates a near-copy shifted by one
+day matched no class and scored better than fresh patients): dates become bands of
+``date_band_years`` years (default 5) of their year, numbers one of ``numeric_bins`` (default 10)
+quantile bands of train, and a categorical column with more than ``max_qi_categories`` (default 100)
+distinct training values (a county code, a postcode) is taken to its hierarchy's top and left out of
+the classes, said in the notes (the coarser geographic QIs, a state or region, stay). Patients sharing
+every generalised value form an equivalence class (Sweeney, "k-anonymity", 2002). All in SQL over all
 patients (no sampling); only counts leave the database.
 
 * ``privacy.k_anonymity.small_class_share``: the share of synthetic patients whose quasi-identifier
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data_schemas.model import Column
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
@@ -36,10 +44,12 @@ UNIQUE = "privacy.unique_qi_matches"
 BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, None))
 
 
-def qi_combinations_sql(dataset: Dataset, columns: list[str]) -> str:
-    """SQL of ``(k, combo)``: one quasi-identifier combination (a string) per patient."""
+def qi_combinations_sql(dataset: Dataset, columns: list[str], generalised: dict[str, str] | None = None) -> str:
+    """SQL of ``(k, combo)``: one quasi-identifier combination (a string) per patient, columns generalised by
+    ``generalised`` (column -> SQL expression over ``q``; the column as it is when absent)."""
     schema = dataset.schema
-    parts = ", ".join(f"coalesce(CAST(q.{quote(c)} AS VARCHAR), chr(0))" for c in columns)
+    exprs = [(generalised or {}).get(c, f"CAST(q.{quote(c)} AS VARCHAR)") for c in columns]
+    parts = ", ".join(f"coalesce({e}, chr(0))" for e in exprs)
     combo = f"concat_ws(chr(31), {parts})"
     order = patient_order(schema)
     agg = f"first({combo} ORDER BY {order})" if order else f"min({combo})"
@@ -50,6 +60,37 @@ def qi_combinations_sql(dataset: Dataset, columns: list[str]) -> str:
     )
 
 
+def generalise(train: Dataset, columns: list[Column], *, date_band_years: int, numeric_bins: int,
+               max_categories: int) -> tuple[list[str], dict[str, str], list[str]]:
+    """(columns kept, column -> generalised SQL expression, notes on what was generalised), fitted on train."""
+    con, rel = train.con, train.sql_name(train.schema.patient.table)
+    kept: list[str] = []
+    exprs: dict[str, str] = {}
+    notes: list[str] = []
+    for col in columns:
+        q = f"q.{quote(col.name)}"
+        if col.type == "datetime":
+            exprs[col.name] = f"CAST(CAST(floor(year({q}) / {date_band_years}) * {date_band_years} AS BIGINT) AS VARCHAR)"
+            notes.append(f"{col.name}: {date_band_years}-year band of the year")
+        elif col.type == "numerical":
+            cuts = con.execute(
+                f"SELECT quantile_cont(CAST({quote(col.name)} AS DOUBLE), "
+                f"{[i / numeric_bins for i in range(1, numeric_bins)]}) FROM {rel}"
+            ).fetchall()[0][0]
+            cuts = sorted(set(float(c) for c in (cuts or []) if c is not None))
+            cases = " ".join(f"WHEN CAST({q} AS DOUBLE) < {c!r} THEN '{i}'" for i, c in enumerate(cuts))
+            exprs[col.name] = f"CASE WHEN {q} IS NULL THEN NULL {cases} ELSE '{len(cuts)}' END"
+            notes.append(f"{col.name}: one of {len(cuts) + 1} quantile bands of train")
+        else:
+            n = int(con.execute(f"SELECT count(DISTINCT {quote(col.name)}) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
+            if n > max_categories:
+                notes.append(f"{col.name}: left out ({n} distinct training values, more than max_qi_categories="
+                             f"{max_categories}: generalised to the top of its hierarchy)")
+                continue
+        kept.append(col.name)
+    return kept, exprs, notes
+
+
 def _bucket_sql(expr: str) -> str:
     cases = " ".join(
         f"WHEN {expr} BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'" if hi else f"WHEN {expr} >= {lo} THEN '{lo}+'"
@@ -58,10 +99,11 @@ def _bucket_sql(expr: str) -> str:
     return f"CASE WHEN {expr} = 0 THEN '0' {cases} END"
 
 
-def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns: list[str], *, k: int) -> dict[str, Any]:
+def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns: list[str], *, k: int,
+            generalised: dict[str, str] | None = None) -> dict[str, Any]:
     """Counts behind both metrics (see the module docstring), all computed in SQL."""
     con = train.con
-    train_sql = qi_combinations_sql(train, columns)
+    train_sql = qi_combinations_sql(train, columns, generalised)
     classes = f"(SELECT combo, count(*) AS n FROM ({train_sql}) GROUP BY combo)"
     out: dict[str, Any] = {}
     dist = con.execute(
@@ -75,7 +117,7 @@ def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns
         rows = con.execute(
             f"SELECT {_bucket_sql('coalesce(c.n, 0)')} AS b, count(*) AS patients, "
             f"count(*) FILTER (WHERE c.n = 1) AS uniq, count(*) FILTER (WHERE c.n BETWEEN 1 AND {k - 1}) AS small "
-            f"FROM ({qi_combinations_sql(ds, columns)}) s LEFT JOIN {classes} c ON s.combo = c.combo GROUP BY b"
+            f"FROM ({qi_combinations_sql(ds, columns, generalised)}) s LEFT JOIN {classes} c ON s.combo = c.combo GROUP BY b"
         ).fetchall()
         out[f"{name}_matches"] = {str(b): int(p) for b, p, _, _ in rows}
         out[f"n_{name}"] = int(sum(int(p) for _, p, _, _ in rows))
@@ -83,7 +125,7 @@ def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns
         out[f"{name}_small"] = int(sum(int(s) for _, _, _, s in rows))
     own = con.execute(
         f"SELECT {_bucket_sql('n')} AS b, count(*), sum(n) FROM (SELECT combo, count(*) AS n FROM "
-        f"({qi_combinations_sql(synthetic, columns)}) GROUP BY combo) GROUP BY b"
+        f"({qi_combinations_sql(synthetic, columns, generalised)}) GROUP BY combo) GROUP BY b"
     ).fetchall()
     out["synthetic_classes"] = {str(b): (int(c), int(p)) for b, c, p in own}
     return out
@@ -93,13 +135,19 @@ def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns
         produces=(SMALL, UNIQUE))
 def k_anonymity(ctx: EvalContext) -> list[MetricResult]:
     k = check_int(get_param(ctx, NAME, "k", 5), "k", NAME, low=2, high=1_000_000)
+    band = check_int(get_param(ctx, NAME, "date_band_years", 5), "date_band_years", NAME, low=1, high=100)
+    bins = check_int(get_param(ctx, NAME, "numeric_bins", 10), "numeric_bins", NAME, low=2, high=1000)
+    max_cat = check_int(get_param(ctx, NAME, "max_qi_categories", 100), "max_qi_categories", NAME, low=1)
     confidence = confidence_param(ctx, NAME)
     schema = ctx.schema
-    columns = [c.name for _, c in schema.quasi_identifiers(schema.patient.table)]
+    qis = [c for _, c in schema.quasi_identifiers(schema.patient.table)]
+    columns, generalised, gen_notes = generalise(ctx.train, qis, date_band_years=band, numeric_bins=bins,
+                                                 max_categories=max_cat)
     if not columns:
-        reason = f"the schema declares no quasi_identifier column on the patient table {schema.patient.table!r}"
+        reason = (f"the schema declares no quasi_identifier column on the patient table {schema.patient.table!r}" if not qis
+                  else "every quasi-identifier was generalised away: " + "; ".join(gen_notes))
         return [skipped_result(SMALL, "privacy", "minimize", reason), skipped_result(UNIQUE, "privacy", "minimize", reason)]
-    counts = qi_risk(ctx.train, ctx.synthetic, ctx.holdout, columns, k=k)
+    counts = qi_risk(ctx.train, ctx.synthetic, ctx.holdout, columns, k=k, generalised=generalised)
     n = counts["n_synthetic"]
     if n == 0:
         raise EmptyInputError("the synthetic data has no patients")
@@ -115,7 +163,8 @@ def k_anonymity(ctx: EvalContext) -> list[MetricResult]:
             details.append({"kind": f"{who}_matched_train_class", "train_class_size": bucket, "patients": patients,
                             "share": patients / max(1, counts[f"n_{who}"])})
     has_hold = "n_holdout" in counts and counts["n_holdout"] > 0
-    notes = [f"quasi-identifiers: {', '.join(columns)} (patient table; all patients, no sampling)"]
+    notes = [f"quasi-identifiers: {', '.join(columns)} (patient table; all patients, no sampling)",
+             "generalised as ARX / sdcMicro would: " + ("; ".join(gen_notes) if gen_notes else "nothing to generalise")]
     if not has_hold:
         notes.append("no holdout given: the baseline (fresh patients matched against the training data) is unknown")
     out = []

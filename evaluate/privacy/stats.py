@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.errors import InvalidParameterError
@@ -54,12 +54,14 @@ __all__ = [
 
 # -- rates and risks (Anonymeter) -------------------------------------------------------------------
 
+_NORMAL = NormalDist()  # the standard library's normal quantile: the same value as scipy's ndtri, without importing scipy
+
 
 def probit(confidence: float) -> float:
     """The two-sided normal quantile for ``confidence`` (1.959... for 0.95)."""
     if not 0.0 < confidence < 1.0:
         raise InvalidParameterError(f"The 'confidence' parameter must be a float in (0, 1); got {confidence!r} instead.")
-    return float(ndtri(0.5 * (1.0 + confidence)))
+    return float(_NORMAL.inv_cdf(0.5 * (1.0 + confidence)))
 
 
 @dataclass(frozen=True)

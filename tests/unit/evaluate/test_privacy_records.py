@@ -154,3 +154,36 @@ def test_record_hashes_ignore_ids_and_row_order() -> None:
     three, _ = frames_to_dataset(schema, {"people": people, "visits": changed}, con=con, namespace="three")
     h3 = record_hashes(three)[1]
     assert h3[0] != h1[0] and h3[1] == h1[1]
+
+
+def _county_records(counties: list[str], costs: list[float]):
+    from evaluate.privacy.records import Feature, Records, RecordSpec
+
+    feats = (Feature("people.county", "categorical", "patient", "people", "county", "", "quasi_identifier"),
+             Feature("people.cost", "numeric", "patient", "people", "cost", ""))
+    spec = RecordSpec("t", "people", "pid", feats)
+    keys = np.array([f"p{i}" for i in range(len(counties))], dtype=object)
+    return Records(keys, {"people.county": np.array(counties, dtype=object), "people.cost": np.array(costs, dtype=float)}, spec)
+
+
+def test_rare_category_values_stay_apart_and_extreme_numbers_are_capped() -> None:
+    # 200 counties, most held by one or two patients: beyond the 30 most frequent they used to be one
+    # "other" slot, so two patients of different rare counties looked identical on that column; now a
+    # column with more than max_categories values gets a sign code per value
+    rng = np.random.default_rng(0)
+    counties = [f"c{i:03d}" for i in range(200)] + [f"c{i:03d}" for i in range(40)] * 5
+    train = _county_records(counties, list(rng.normal(100, 10, len(counties))))
+    enc = fit_encoding(train, max_categories=30)
+    assert enc.dim == len(enc.labels) and enc.labels[0] == "people.cost"
+    probe = _county_records(["c150", "c150", "c151", "c000", "never-seen", None], [100.0] * 6)
+    x = enc.transform(probe)
+    sq = lambda i, j: float(np.sum((x[i] - x[j]) ** 2))  # noqa: E731
+    assert sq(0, 1) == 0.0  # the same rare county: identical
+    assert 0.2 < sq(0, 2) < 2.0 and 0.2 < sq(0, 3) < 2.0  # two different counties: about one mismatch
+    assert 0.2 < sq(0, 4) < 2.0 and sq(4, 5) == pytest.approx(1.0)  # an unseen value and a missing one are apart too
+    codes = enc.transform(_county_records(counties, [100.0] * len(counties)))[:200, 1:]
+    pairs = ((codes[:, None, :] - codes[None, :, :]) ** 2).sum(-1)[np.triu_indices(200, 1)]
+    assert pairs.min() > 0.0 and abs(pairs.mean() - 1.0) < 0.03  # every pair apart, one mismatch on average
+    # a generator's absurd amount is capped half a robust range beyond the training band: no far-off hub
+    far = enc.transform(_county_records(["c000", "c000"], [1e9, 1e5]))
+    assert far[0, 0] == far[1, 0] and far[0, 0] < 2.0
