@@ -6,6 +6,10 @@ it reads (``value``, ``ci_low``, ``ci_high``, ``excess_over_baseline`` = attack_
 thresholds (``warn_above`` / ``fail_above``, or ``warn_below`` / ``fail_below``). Every result matched
 gets the worst verdict of its rules, with the threshold crossed; a result that is missing or skipped
 is reported as ``skipped`` and changes nothing, unless its rule is ``required`` (then it warns).
+``required: release`` requires a result only when a release is evaluated (``synthmed evaluate
+RELEASE_ID``, evaluation summary ``mode: release``): the shadow-model attack refits the release's
+generator, which folders from another tool do not have, so there it is reported as skipped with
+the reason that it could not run.
 The overall risk level is ``high`` when any result fails, ``medium`` when any warns, ``low`` otherwise.
 
 The default policy ships as ``evaluate/default_policy.yaml`` (documented in the README).
@@ -45,8 +49,12 @@ class Rule:
     fail_above: float | None = None
     warn_below: float | None = None
     fail_below: float | None = None
-    required: bool = False
+    required: bool | Literal["release"] = False
     why: str = ""
+
+    def required_for(self, release: bool) -> bool:
+        """Whether a missing or skipped result warns: always, or only when a release is evaluated."""
+        return self.required is True or (self.required == "release" and release)
 
 
 @dataclass(frozen=True)
@@ -168,10 +176,11 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         if below and None not in (values["warn_below"], values["fail_below"]) and values["warn_below"] < values["fail_below"]:  # type: ignore[operator]
             problems.append(f"{where}: warn_below {values['warn_below']} is below fail_below {values['fail_below']}")
         required = raw.get("required", False)
-        if not isinstance(required, bool):
-            problems.append(f"{where}.required: must be true or false; got {required!r}")
+        if not isinstance(required, bool) and required != "release":
+            problems.append(f"{where}.required: must be true, false or release; got {required!r}")
+            required = False
         rules.append(Rule(metric, str(stat), values["warn_above"], values["fail_above"], values["warn_below"],
-                          values["fail_below"], bool(required), str(raw.get("why", ""))))
+                          values["fail_below"], required, str(raw.get("why", ""))))
     if problems:
         raise PolicyError(f"{source}: {len(problems)} problem(s) in the policy:\n  - " + "\n  - ".join(problems))
     return Policy(str(name), version, tuple(rules), source)
@@ -200,11 +209,19 @@ def statistic(result: MetricResult, name: str) -> tuple[float | None, str | None
     return (attack - base if name == "excess_over_baseline" else base - attack), None
 
 
-def _judge(rule: Rule, result: MetricResult) -> MetricVerdict:
+def _required_note(rule: Rule, release: bool) -> str:
+    if rule.required_for(release):
+        return "; the policy requires this result" + (" when a release is evaluated" if rule.required == "release" else "")
+    if rule.required == "release":
+        return "; it could not run on folders (the policy requires it when a release is evaluated)"
+    return ""
+
+
+def _judge(rule: Rule, result: MetricResult, release: bool = False) -> MetricVerdict:
     observed, missing = statistic(result, rule.statistic)
     if observed is None:
-        status: Status = "warn" if rule.required else "skipped"
-        reason = f"{result.name}: {missing}" + ("; the policy requires this result" if rule.required else "")
+        status: Status = "warn" if rule.required_for(release) else "skipped"
+        reason = f"{result.name}: {missing}" + _required_note(rule, release)
         return MetricVerdict(result.name, status, rule.statistic, None, None, None, rule.metric, reason)
     checks: list[tuple[Status, float | None, Literal["above", "below"]]] = [
         ("fail", rule.fail_above, "above"), ("fail", rule.fail_below, "below"),
@@ -221,19 +238,25 @@ def _judge(rule: Rule, result: MetricResult) -> MetricVerdict:
                          f"{result.name}: {rule.statistic} {observed:.4g} within thresholds")
 
 
-def apply_policy(evaluation: EvaluationResult, policy: Policy) -> PolicyVerdict:
-    """Verdicts of every result a rule matches, and the overall risk level with its reasons."""
+def apply_policy(evaluation: EvaluationResult, policy: Policy, *, release: bool | None = None) -> PolicyVerdict:
+    """Verdicts of every result a rule matches, and the overall risk level with its reasons.
+
+    ``release`` says whether a release (not folders) was evaluated, for ``required: release`` rules;
+    by default it is read from the evaluation's summary (``mode: release``).
+    """
+    if release is None:
+        release = evaluation.summary.get("mode") == "release"
     verdicts: dict[str, MetricVerdict] = {}
     for rule in policy.rules:
         matched = [r for r in evaluation.results if fnmatch.fnmatchcase(r.name, rule.metric)]
         if not matched:
-            status: Status = "warn" if rule.required else "skipped"
+            status: Status = "warn" if rule.required_for(release) else "skipped"
             v = MetricVerdict(rule.metric, status, rule.statistic, None, None, None, rule.metric,
-                              f"{rule.metric}: not in the evaluation" + ("; the policy requires it" if rule.required else ""))
+                              f"{rule.metric}: not in the evaluation" + _required_note(rule, release))
             verdicts.setdefault(rule.metric, v)
             continue
         for result in matched:
-            v = _judge(rule, result)
+            v = _judge(rule, result, release)
             old = verdicts.get(result.name)
             if old is None or _ORDER[v.status] > _ORDER[old.status] or (old.status == "skipped" and v.status == "pass"):
                 verdicts[result.name] = v
