@@ -17,13 +17,11 @@ from typing import Any
 from data_schemas.model import Schema
 from evaluate.context import EvalContext, EvalOptions, load_context, read_synthetic
 from evaluate.errors import EvaluationError
-from evaluate.fidelity.summary import overall_fidelity
 from evaluate.policy import Policy, PolicyVerdict, apply_policy, load_policy
 from evaluate.privacy.mia_shadow import generator_factory
 from evaluate.registry import MetricSpec
 from evaluate.result import EvaluationResult, MetricResult
 from evaluate.runner import run_metrics
-from synth.pipeline import read_training_input
 from synth.errors import ReleaseError
 from synth.release import Store, read_manifest, release_schema, verify_release
 
@@ -73,7 +71,12 @@ class EvaluationOutcome:
 def judge(evaluation: EvaluationResult, policy: Policy | str | Path | None) -> tuple[PolicyVerdict, float | None]:
     """The policy verdict (default policy when None) and the overall fidelity of an evaluation."""
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
-    return apply_policy(evaluation, pol), overall_fidelity(evaluation)
+    fidelity = None
+    if any(r.family == "fidelity" for r in evaluation.results):
+        from evaluate.fidelity.summary import overall_fidelity  # lazily: it imports every fidelity metric
+
+        fidelity = overall_fidelity(evaluation)
+    return apply_policy(evaluation, pol), fidelity
 
 
 def evaluate_folders(
@@ -132,6 +135,8 @@ def release_context(
             "there is no way to check that --data is the data it was fitted on"
         )
     split = json.loads(private["split_json"])
+    from synth.pipeline import read_training_input  # lazily: it imports the generators
+
     data = read_training_input(
         schema, data_dir, secret=secret, split_seed=int(public["seed"]), holdout_fraction=float(public["holdout_fraction"])
     )
