@@ -1,26 +1,29 @@
-"""Privacy evaluator benchmark: speed against scikit-learn and Anonymeter, and agreement with Anonymeter.
+"""Privacy evaluator benchmark: whole processes as users run them, against scikit-learn and Anonymeter.
 
-Run once (it takes a while, mostly for the reference tools)::
+    flock /tmp/synthmed-heavy.lock .venv/bin/python benchmarks/bench_privacy.py             # 100k rows a side
+    .venv/bin/python benchmarks/bench_privacy.py --rows 20000 --skip-sklearn                # a quicker look
 
-    .venv/bin/python benchmarks/bench_privacy.py            # 100k patients per dataset
-    .venv/bin/python benchmarks/bench_privacy.py --n 20000  # a quicker look
+Data: the 16-column claims table of real DE-SynPUF inpatient claims joined to beneficiaries
+(``../shared/bench/make-claims-table.py``): ``real/`` from samples 1-5, ``synthetic/`` from 6-10, ``holdout/``
+from 12-16, ``--rows`` rows each; the copy with ``--record-id`` (one record per row) for synthmed, whose schema
+is drafted with ``synthmed schemas infer``.
 
-Data: the simulated demo population (``synth.demo_population``, kr_claims schema), 3n patients cut in
-three disjoint parts: train, holdout and "synthetic" (half of it copies of training patients, half
-fresh patients, so that risks are neither 0 nor 1). Patient records and their encoding are built
-once (``evaluate.privacy.records``); every contender then works on the same arrays.
+Each contender is a whole process, timed from its start to its exit (``/usr/bin/time``: wall seconds and
+peak resident memory), which is what a user waits for: start-up, imports, reading and checking the data,
+the work:
 
-1. DCR / NNDR: nearest and second-nearest neighbours of n synthetic records among n train and n
-   holdout records, ours (``nearest_neighbours_many``: IVF with exact re-ranking beyond 6e8 pairs)
-   against ``sklearn.neighbors.NearestNeighbors`` (exact) on the same float32 encoding. Recall@1/@2
-   of ours against sklearn's exact neighbours is printed, as are both DCR shares.
-2. Singling out, linkability and attribute inference at n rows with 500 attacks: ours against
-   ``anonymeter`` 1.x (same frames, same parameters), and whether our risks lie within Anonymeter's
-   confidence intervals.
+1. DCR: ``synthmed evaluate --metrics privacy.dcr --max-rows N`` (every synthetic record against every train
+   and holdout record, with the near-copy share and the share's reference spread) against
+   ``peer_sklearn_dcr.py`` (scikit-learn's exact ``NearestNeighbors``, synthetic to train and to holdout).
+2. Anonymeter-style attacks: ``synthmed evaluate --metrics privacy.singling_out,privacy.linkability,
+   privacy.attribute_inference`` (500 attacks each, the defaults) against ``peer_anonymeter.py`` (anonymeter
+   1.x, 500 attacks each; it runs from ``.venv-anonymeter``, as anonymeter pins numpy < 1.27).
 
-Each contender runs in its own process, so its peak resident memory is its own (printed). Anonymeter
-pins numpy < 1.27, so it runs in a separate virtual environment, ``.venv-anonymeter`` (git-ignored),
-created on first use with ``python3 -m venv`` and ``pip install anonymeter "numpy<1.27"``.
+Both ratios are printed: whole process, and in-process (the work alone: the peers print their own timers;
+ours is ``run_metrics`` timed in a child process after its imports and the loading of the data).
+
+``agreement_check`` (used by ``tests/integration/test_privacy_calibration.py``) compares our three
+Anonymeter-style risks with Anonymeter's on the simulated demo population, on the same frames.
 """
 from __future__ import annotations
 
@@ -270,146 +273,116 @@ def agreement_check(*, population: Any = None, n_rows: int = 2000, n_attacks: in
                 "anonymeter_ci": theirs[a]["ci"]} for a in ("singling_out", "linkability", "inference")}
 
 
-# -- child processes for the timed runs ------------------------------------------------------------------------
+# -- whole processes -------------------------------------------------------------------------------------------
+
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+DCR = "privacy.dcr"
+ATTACKS = "privacy.singling_out,privacy.linkability,privacy.attribute_inference"
 
 
-def _child(kind: str, workdir: Path, args: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    t = np.load(workdir / "train.npy")
-    h = np.load(workdir / "holdout.npy")
-    s = np.load(workdir / "synthetic.npy")
-    # imports before the clock starts: both sides are timed on the search alone
-    from sklearn.neighbors import NearestNeighbors
-
-    from evaluate.privacy.distances import nearest_neighbours_many
-
-    base = peak_rss_mb()
-    t0 = time.perf_counter()
-    if kind == "nn-ours":
-        a, b = nearest_neighbours_many(s, [t, h], k=2, rng=np.random.default_rng(0))
-        seconds = time.perf_counter() - t0
-        np.save(workdir / "ours_dt.npy", a.distances)
-        np.save(workdir / "ours_dh.npy", b.distances)
-        extra = {"method": a.method, "recall_sampled": [a.recall, b.recall]}
-    else:
-        dt, _ = NearestNeighbors(n_neighbors=2).fit(t).kneighbors(s)
-        dh, _ = NearestNeighbors(n_neighbors=2).fit(h).kneighbors(s)
-        seconds = time.perf_counter() - t0
-        np.save(workdir / "sk_dt.npy", dt)
-        np.save(workdir / "sk_dh.npy", dh)
-        extra = {}
-    peak = peak_rss_mb()
-    return {"seconds": seconds, "peak_rss_mb": peak, "inputs_rss_mb": base, **extra}
+def timed(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` under ``/usr/bin/time``: wall seconds, peak resident memory (MB) and stdout."""
+    got = subprocess.run(["/usr/bin/time", "-f", "__time__ %e %M", *cmd], capture_output=True, text=True, cwd=cwd, env=env)
+    if got.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{got.stderr[-4000:]}")
+    line = next(x for x in got.stderr.splitlines()[::-1] if x.startswith("__time__"))
+    _, wall, kb = line.split()
+    return {"seconds": float(wall), "peak_rss_mb": int(kb) / 1024, "stdout": got.stdout}
 
 
-def _spawn(kind: str, workdir: Path, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    got = subprocess.run([sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--args", json.dumps(args or {})],
-                         capture_output=True, text=True)
+def make_tables(rows: int, work: Path) -> tuple[Path, Path, Path]:
+    """The claims table for synthmed (``--record-id``) and for the peers, and synthmed's drafted schema."""
+    ours, peers = work / f"claims{rows}_ours", work / f"claims{rows}_peers"
+    script = SHARED_BENCH / "make-claims-table.py"
+    for out, extra in ((ours, ["--record-id"]), (peers, [])):
+        if not (out / "real" / "claims.parquet").exists():
+            subprocess.run([sys.executable, str(script), str(rows), str(out), *extra], check=True, capture_output=True)
+    schema = work / f"claims{rows}_schema.yaml"
+    if not schema.exists():
+        got = subprocess.run([str(REPO / ".venv" / "bin" / "synthmed"), "schemas", "infer", str(ours / "real")],
+                             capture_output=True, text=True, check=True)
+        schema.write_text(got.stdout)
+    return ours, peers, schema
+
+
+def synthmed_cmd(metrics: str, tables: Path, schema: Path, rows: int) -> list[str]:
+    return [str(REPO / ".venv" / "bin" / "synthmed"), "evaluate", "--schema", str(schema), "--real", str(tables / "real"),
+            "--synthetic", str(tables / "synthetic"), "--holdout", str(tables / "holdout"), "--metrics", metrics,
+            "--max-rows", str(rows), "--json", "-q"]
+
+
+def in_process(metrics: str, tables: Path, schema: Path, rows: int) -> dict[str, Any]:
+    """Our work alone: a child process that imports, reads the folders, then times ``run_metrics``."""
+    code = (
+        "import json, sys, time\n"
+        "from data_schemas.io import load_schema\n"
+        "from evaluate.context import EvalOptions, load_context\n"
+        "from evaluate.registry import load_families\n"
+        "from evaluate.runner import run_metrics\n"
+        f"metrics = {metrics.split(',')!r}\n"
+        "load_families(metrics)\n"
+        "t0 = time.perf_counter()\n"
+        f"ctx = load_context(load_schema({str(schema)!r}), {str(tables / 'real')!r}, {str(tables / 'synthetic')!r}, "
+        f"{str(tables / 'holdout')!r}, options=EvalOptions(max_rows={rows}))\n"
+        "t1 = time.perf_counter()\n"
+        "ev = run_metrics(ctx, metrics)\n"
+        "t2 = time.perf_counter()\n"
+        "print(json.dumps({'load_seconds': t1 - t0, 'seconds': t2 - t1, "
+        "'results': {r.name: [r.value, None if r.ci is None else [r.ci.low, r.ci.high]] for r in ev.results}}))\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     if got.returncode != 0:
         raise RuntimeError(got.stderr[-4000:])
     return json.loads(got.stdout.strip().splitlines()[-1])
 
 
-def _ours_attacks_child(workdir: Path, args: dict[str, Any]) -> dict[str, Any]:
-    import pandas as pd
-
-    ori, syn, control = (pd.read_parquet(workdir / f"{n}.parquet") for n in ("ori", "syn", "control"))
-    meta = json.loads((workdir / "meta.json").read_text())
-    return ours(ori, syn, control, meta, n_attacks=args["n_attacks"], seed=args["seed"])
-
-
-# -- main --------------------------------------------------------------------------------------------------------
-
-
-def _closer(dt: Any, dh: Any) -> float:
-    import numpy as np
-
-    return float(np.mean(dt < dh) + 0.5 * np.mean(dt == dh))
+def _peer_seconds(stdout: str) -> float:
+    return sum(float(part.split("=")[1]) for line in stdout.splitlines() for part in line.split() if part.startswith("seconds="))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="patients per dataset (train, holdout, synthetic)")
-    parser.add_argument("--n-attacks", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of each of real, synthetic and holdout")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "synthmed_bench_privacy",
+                        help="where the tables are written (kept for reruns)")
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--skip-anonymeter", action="store_true")
-    parser.add_argument("--child")
-    parser.add_argument("--workdir")
-    parser.add_argument("--args", default="{}")
     opts = parser.parse_args(argv)
-    if opts.child:
-        args = json.loads(opts.args)
-        out = _ours_attacks_child(Path(opts.workdir), args) if opts.child == "attacks-ours" else _child(opts.child, Path(opts.workdir), args)
-        print(json.dumps(out))
-        return
+    opts.work.mkdir(parents=True, exist_ok=True)
+    ours_dir, peers_dir, schema = make_tables(opts.rows, opts.work)
+    print(f"claims table: {opts.rows:,} rows a side in {ours_dir} (synthmed) and {peers_dir} (peers)", flush=True)
 
-    import numpy as np
+    print("\n== DCR: every synthetic record against every train and holdout record ==", flush=True)
+    mine = timed(synthmed_cmd(DCR, ours_dir, schema, opts.rows), cwd=REPO)
+    res = {r["name"]: r for r in json.loads(mine["stdout"])["results"]}
+    share, near = res["privacy.dcr.share_closer_to_train"], res["privacy.dcr.near_copy_share"]
+    inner = in_process(DCR, ours_dir, schema, opts.rows)
+    print(f"synthmed evaluate --metrics {DCR}: {mine['seconds']:.1f} s whole process (work {inner['seconds']:.1f} s, "
+          f"reading {inner['load_seconds']:.1f} s), peak {mine['peak_rss_mb']:.0f} MB; share {share['value']:.4f} "
+          f"{share['ci']}, near-copy share {near['value']:.4f} {near['ci']}; {share['notes'][2]}", flush=True)
+    if not opts.skip_sklearn:
+        peer = timed([sys.executable, str(SHARED_BENCH / "peer_sklearn_dcr.py"), str(peers_dir)])
+        print(f"peer_sklearn_dcr.py: {peer['seconds']:.1f} s whole process (work {_peer_seconds(peer['stdout']):.1f} s), "
+              f"peak {peer['peak_rss_mb']:.0f} MB; {peer['stdout'].strip()}")
+        print(f"speed-up: {peer['seconds'] / mine['seconds']:.1f}x whole process, "
+              f"{_peer_seconds(peer['stdout']) / inner['seconds']:.1f}x in-process  (target >= 20x)", flush=True)
 
-    n = opts.n
-    with tempfile.TemporaryDirectory(prefix="bench_privacy_") as tmp:
-        work = Path(tmp)
-        t0 = time.perf_counter()
-        data = population_datasets(n)
-        print(f"simulated and loaded 3 x {n:,} patients in {time.perf_counter() - t0:.0f} s", flush=True)
-        t0 = time.perf_counter()
-        inputs = build_inputs(data, max_rows=n, seed=opts.seed)
-        print(f"records and encoding ({inputs.encoding.dim} dimensions) in {time.perf_counter() - t0:.0f} s", flush=True)
-        # the synthetic side: half copies of training patients, half fresh patients
-        rng = np.random.default_rng(opts.seed)
-        n_copy = n // 2
-        synthetic = np.concatenate([inputs.x_train[rng.choice(n, n_copy, replace=False)], inputs.x_synthetic[: n - n_copy]])
-        np.save(work / "train.npy", inputs.x_train)
-        np.save(work / "holdout.npy", inputs.x_holdout)
-        np.save(work / "synthetic.npy", synthetic[rng.permutation(n)])
-
-        print("\n== DCR / NNDR: nearest 2 of n synthetic among n train and n holdout records ==", flush=True)
-        mine = _spawn("nn-ours", work)
-        print(f"ours    ({mine['method']}): {mine['seconds']:.1f} s, peak RSS {mine['peak_rss_mb']:.0f} MB "
-              f"(inputs {mine['inputs_rss_mb']:.0f} MB), sampled recall@2 {mine['recall_sampled']}", flush=True)
-        if not opts.skip_sklearn:
-            sk = _spawn("nn-sklearn", work)
-            print(f"sklearn (NearestNeighbors, exact): {sk['seconds']:.1f} s, peak RSS {sk['peak_rss_mb']:.0f} MB", flush=True)
-            odt, odh = np.load(work / "ours_dt.npy"), np.load(work / "ours_dh.npy")
-            sdt, sdh = np.load(work / "sk_dt.npy"), np.load(work / "sk_dh.npy")
-            tol = 1e-4
-            for label, o, s in (("train", odt, sdt), ("holdout", odh, sdh)):
-                r1 = np.mean(o[:, 0] <= s[:, 0] + tol)
-                r2 = np.mean(o[:, 1] <= s[:, 1] + tol)
-                print(f"recall against sklearn's exact neighbours ({label}): recall@1 {r1:.4f}, recall@2 {r2:.4f}")
-            print(f"DCR share closer to train: ours {_closer(odt[:, 0], odh[:, 0]):.4f}, "
-                  f"sklearn {_closer(sdt[:, 0], sdh[:, 0]):.4f}")
-            print(f"speed-up: {sk['seconds'] / mine['seconds']:.1f}x  (target >= 20x)", flush=True)
-
-        print(f"\n== singling out, linkability, inference: {n:,} rows, {opts.n_attacks} attacks ==", flush=True)
-        ori, syn, control, meta = attack_pandas(inputs, seed=opts.seed)
-        for name, df in (("ori", ori), ("syn", syn), ("control", control)):
-            df.to_parquet(work / f"{name}.parquet", index=False)
-        (work / "meta.json").write_text(json.dumps(meta))
-        mine = _spawn("attacks-ours", work, {"n_attacks": opts.n_attacks, "seed": opts.seed})
-        total_ours = sum(mine[a]["seconds"] for a in ("singling_out", "linkability", "inference")) + mine["prepare_seconds"]
-        for a in ("singling_out", "linkability", "inference"):
-            r = mine[a]
-            print(f"ours       {a:13s} risk {r['risk']:.4f} CI [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}] "
-                  f"(attack {r['attack_rate']:.3f}, baseline {r['baseline_rate']:.3f}, control {r['control_rate']:.3f}) "
-                  f"{r['seconds']:.1f} s")
-        print(f"ours total {total_ours:.1f} s (incl. {mine['prepare_seconds']:.1f} s preparing), peak RSS {mine['peak_rss_mb']:.0f} MB", flush=True)
-        if not opts.skip_anonymeter:
-            exe = ensure_anonymeter()
-            t0 = time.perf_counter()
-            theirs = run_anonymeter(exe, work / "anon", ori, syn, control, meta, n_attacks=opts.n_attacks, seed=opts.seed,
-                                    timeout=6 * 3600)
-            wall = time.perf_counter() - t0
-            total_theirs = sum(theirs[a]["seconds"] for a in ("singling_out", "linkability", "inference"))
-            for a in ("singling_out", "linkability", "inference"):
-                r = theirs[a]
-                inside = r["ci"][0] <= mine[a]["risk"] <= r["ci"][1]
-                print(f"anonymeter {a:13s} risk {r['risk']:.4f} CI [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}] "
-                      f"(attack {r['attack_rate']:.3f}, baseline {r['baseline_rate']:.3f}, control {r['control_rate']:.3f}) "
-                      f"{r['seconds']:.1f} s; ours within its CI: {inside}")
-            print(f"anonymeter total {total_theirs:.1f} s (process {wall:.0f} s with imports), peak RSS {theirs['peak_rss_mb']:.0f} MB")
-            print(f"speed-up: {total_theirs / total_ours:.1f}x  (target >= 5x)", flush=True)
+    print(f"\n== singling out, linkability, attribute inference: 500 attacks each ==", flush=True)
+    mine = timed(synthmed_cmd(ATTACKS, ours_dir, schema, opts.rows), cwd=REPO)
+    res = {r["name"]: r for r in json.loads(mine["stdout"])["results"]}
+    inner = in_process(ATTACKS, ours_dir, schema, opts.rows)
+    risks = ", ".join(f"{n.split('.')[1]} {r['value']:.4f} {[round(x, 4) for x in r['ci']]}" for n, r in res.items())
+    print(f"synthmed evaluate --metrics {ATTACKS}: {mine['seconds']:.1f} s whole process (work {inner['seconds']:.1f} s, "
+          f"reading {inner['load_seconds']:.1f} s), peak {mine['peak_rss_mb']:.0f} MB; {risks}", flush=True)
+    if not opts.skip_anonymeter:
+        exe = ensure_anonymeter()
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        peer = timed([str(exe), str(SHARED_BENCH / "peer_anonymeter.py"), str(peers_dir)], env=env)
+        print(f"peer_anonymeter.py: {peer['seconds']:.1f} s whole process (work {_peer_seconds(peer['stdout']):.1f} s), "
+              f"peak {peer['peak_rss_mb']:.0f} MB")
+        print(peer["stdout"].strip())
+        print(f"speed-up: {peer['seconds'] / mine['seconds']:.1f}x whole process, "
+              f"{_peer_seconds(peer['stdout']) / inner['seconds']:.1f}x in-process  (target >= 5x whole process)", flush=True)
 
 
 if __name__ == "__main__":

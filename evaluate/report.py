@@ -354,6 +354,35 @@ def _privacy(evaluation: EvaluationResult, policy: dict[str, Any] | None, manife
     return "<h2>Privacy verdict</h2>" + "".join(parts)
 
 
+PRIVACY_CARDS = (
+    ("privacy.dcr.share_closer_to_train", "DCR: share closer to train", "0.5 is ideal; a mean, so a few copies barely move it"),
+    ("privacy.dcr.near_copy_share", "near-copies of training patients", "estimated share beyond chance; 0 is ideal"),
+    ("privacy.exact_copies", "exact copies of training patients", "share of synthetic patients; the policy reads the excess over chance"),
+)
+_STATUS_COLOR = {"pass": "#2e7d32", "warn": "#b26a00", "fail": "#c62828"}
+
+
+def _privacy_cards(evaluation: EvaluationResult, policy: dict[str, Any] | None) -> str:
+    """Cards of the DCR share, the near-copy share and exact copies: value, CI and the policy's verdict on it, so
+    that a card never reads as reassuring when the verdict is not (a share of 0.83 is a failure, and says so)."""
+    verdicts = {v.get("metric"): v for v in (policy or {}).get("verdicts", [])}
+    out = []
+    for name, label, sub in PRIVACY_CARDS:
+        r = evaluation.get(name)
+        if r is None or r.value is None:
+            continue
+        v = verdicts.get(name, {})
+        status = v.get("status") if v.get("status") in _STATUS_COLOR else None
+        ci = "" if r.ci is None else f" [{_fmt(r.ci.low)}, {_fmt(r.ci.high)}]"
+        verdict = (f"policy: {status} ({_e(v.get('statistic'))} {_fmt(v.get('observed'))}"
+                   + (f", {_e(v.get('comparison'))} {_fmt(v.get('threshold'))})" if v.get("threshold") is not None else ")")
+                   if status else "no policy verdict")
+        out.append(f"<div class='card'><div class='muted'>{_e(label)}</div><div class='v' style='color:"
+                   f"{_STATUS_COLOR.get(status or '', '#333')}'>{_fmt(r.value)}</div><div class='muted'>{_e(ci)}</div>"
+                   f"<div class='muted'>{verdict}</div><div class='muted'>{_e(sub)}</div></div>")
+    return "".join(out)
+
+
 def render_report(
     evaluation: EvaluationResult,
     *,
@@ -385,7 +414,7 @@ def render_report(
         f"<div class='card'><div class='muted'>{_e(label)}</div><div class='v' style='color:{_color(v) if v is not None else '#999'}'>"
         f"{_fmt(v) if v is not None else '–'}</div><div class='muted'>{_e(sub)}</div></div>"
         for label, v, sub in cards
-    )
+    ) + _privacy_cards(evaluation, policy)
     sections = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",

@@ -84,8 +84,16 @@ def _score_cards(rows: pd.DataFrame, evals: dict[str, StoredEvaluation | None]) 
             a.metric("Overall fidelity", data.fmt(h.get("fidelity")), help="mean of column shapes and pair trends")
             b.metric("Worst attack AUC", data.fmt(h.get("mia_auc")),
                      help=f"highest membership-inference AUC ({h.get('mia_attack') or 'none run'}); 0.5 = random guess")
-            a.metric("DCR closer to train", data.fmt(h.get("dcr_share")), help="share of synthetic records; 0.5 is ideal")
-            b.metric("Exact copies", data.fmt(h.get("exact_copies")), help="share of synthetic patients copying a training patient")
+            a.metric("DCR closer to train", _judged(ev, "privacy.dcr.share_closer_to_train"),
+                     help="share of synthetic records closer to a training than to a holdout patient (0.5 is ideal), its "
+                          "95% CI and the policy's verdict, which reads the CI's low end; a mean, so a few near-copies "
+                          "barely move it: see the near-copy share")
+            b.metric("Exact copies", _judged(ev, "privacy.exact_copies"),
+                     help="share of synthetic patients copying a training patient, and the policy's verdict on the excess "
+                          "over chance (the holdout's rate per reference patient)")
+            a.metric("Near-copies", _judged(ev, "privacy.dcr.near_copy_share"),
+                     help="estimated share of synthetic records that are near-copies of training patients beyond chance, "
+                          "its 95% CI and the policy's verdict (0 is ideal)")
             eps = row["epsilon"]
             a.metric("DP ε", "not DP" if pd.isna(eps) else f"{eps:g}",
                      help="the generator's differential-privacy budget" + ("" if pd.isna(row["delta"]) else f" (δ = {row['delta']:g})"))
@@ -95,6 +103,17 @@ def _score_cards(rows: pd.DataFrame, evals: dict[str, StoredEvaluation | None]) 
                      + "".join(f"; {e['limit_text']}" for e in empirical if e["limit_text"]))
             st.text(f"review: {row['review_status']}")
             st.page_link(review_page, label="Review this release", icon=":material/fact_check:", query_params={"release": rid})
+
+
+def _judged(ev: StoredEvaluation | None, name: str) -> str:
+    """A result's value, its CI and the policy's verdict on it, as one card text ("0.583 [0.57, 0.60] fail")."""
+    r = ev.get(name) if ev is not None else None
+    if r is None or r.get("value") is None:
+        return "–"
+    ci = r.get("ci")
+    status = next((v.get("status") for v in ((ev.policy or {}).get("verdicts") or []) if v.get("metric") == name), None)
+    return (data.fmt(r["value"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+            + (f" {status}" if status and status != "skipped" else ""))
 
 
 def _tradeoff(frame: pd.DataFrame, selected: list[str]) -> None:

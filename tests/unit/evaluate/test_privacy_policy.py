@@ -88,3 +88,42 @@ rules:
         assert part in text
     with pytest.raises(PolicyError, match="cannot read the policy file"):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_shadow_attack_is_required_only_when_a_release_is_evaluated() -> None:
+    policy = load_policy()
+    skipped = skipped_result("privacy.mia.shadow.auc", "privacy", "minimize", "could not run: no generator to refit")
+    base = (_result("privacy.exact_copies", 0.0, baseline=0.0, attack=0.0), skipped)
+    folders = apply_policy(EvaluationResult(base, seed=0, summary={"mode": "folders"}), policy)
+    shadow = next(v for v in folders.verdicts if v.metric == "privacy.mia.shadow.auc")
+    assert folders.risk_level == "low" and shadow.status == "skipped"
+    assert "could not run on folders" in shadow.reason
+    release = apply_policy(EvaluationResult(base, seed=0, summary={"mode": "release"}), policy)
+    assert release.risk_level == "medium"
+    assert any("privacy.mia.shadow.auc" in r and "requires this result when a release is evaluated" in r for r in release.reasons)
+    with pytest.raises(PolicyError, match="must be true, false or release"):
+        parse_policy("rules:\n  - {metric: x, warn_above: 1, required: sometimes}\n")
+
+
+def test_near_copy_share_and_epsilon_bound_have_rules() -> None:
+    policy = load_policy()
+    ev = EvaluationResult((
+        _result("privacy.exact_copies", 0.0, baseline=0.0, attack=0.0),
+        _result("privacy.dcr.near_copy_share", 0.03, ci=(0.02, 0.04)),
+        _result("privacy.epsilon_lower_bound", 3.5, ci=(3.5, 3.5)),
+    ), seed=0)
+    got = {v.metric: v for v in apply_policy(ev, policy).verdicts}
+    assert got["privacy.dcr.near_copy_share"].status == "fail"
+    assert got["privacy.epsilon_lower_bound"].status == "fail"
+
+
+def test_report_card_of_the_dcr_share_carries_the_policy_verdict() -> None:
+    # the demo's tvae release read "DCR closer to train 0.830" on its card and passed: card and verdict now agree
+    from evaluate.report import render_report
+
+    share = _result("privacy.dcr.share_closer_to_train", 0.83, ci=(0.79, 0.87))
+    ev = EvaluationResult((share, _result("privacy.exact_copies", 0.0, baseline=0.0, attack=0.0)), seed=0)
+    verdict = apply_policy(ev, load_policy())
+    assert next(v for v in verdict.verdicts if v.metric == share.name).status == "fail"
+    html = render_report(ev, title="r", policy=verdict.to_dict())
+    assert "DCR: share closer to train" in html and "policy: fail (ci_low 0.790, above 0.580)" in html
