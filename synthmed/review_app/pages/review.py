@@ -7,6 +7,7 @@ appended, and only mirrored here to say in advance what the form needs.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import streamlit as st
 from synth.catalog import DECISIONS, ChainState
 from synth.release import Store, VerifyResult
 from synthmed.review_app import data, ui
-from synthmed.review_app.decisions import MIN_JUSTIFICATION, override_reasons
+from synthmed.review_app.decisions import MAX_SIGN_IN_AGE_S, MIN_JUSTIFICATION, override_reasons
 from synthmed.review_app.errors import ReviewRefusedError
 
 OVERRIDE_STYLE = "background-color: #fde0e0; color: #a50e0e; font-weight: 600"
@@ -93,6 +94,9 @@ def _decision_form(store: Store, session: ui.Session, release_id: str, row: pd.S
                 "decide. If you should be one, ask the store's administrator to add the issuer and subject shown "
                 "under 'Your identity' in the sidebar to review.toml.", icon=":material/visibility:")
         return False
+    if identity.issued_at is None or time.time() - identity.issued_at > MAX_SIGN_IN_AGE_S:
+        st.warning(f"Your sign-in is more than {MAX_SIGN_IN_AGE_S // 3600} hours old: sign out and in again before "
+                   "deciding, so the identity provider confirms who you are and your groups.", icon=":material/schedule:")
     creator = next((who for who in (row.get("requested_by"), row.get("requested_os_user")) if who and identity.is_named(who)), None)
     if creator:
         st.warning("You requested this release, so you cannot approve it (separation of duties): another reviewer "
