@@ -258,7 +258,9 @@ def apply_policy(evaluation: EvaluationResult, policy: Policy, *, release: bool 
         for result in matched:
             v = _judge(rule, result, release)
             old = verdicts.get(result.name)
-            if old is None or _ORDER[v.status] > _ORDER[old.status] or (old.status == "skipped" and v.status == "pass"):
+            skipped_again = old is not None and old.status == v.status == "skipped" and bool(rule.required)
+            if old is None or _ORDER[v.status] > _ORDER[old.status] or (old.status == "skipped" and v.status == "pass") \
+                    or skipped_again:  # a rule that requires the result says more about why it is missing
                 verdicts[result.name] = v
     ordered = tuple(verdicts.values())
     worst = max((_ORDER[v.status] for v in ordered), default=0)

@@ -100,9 +100,14 @@ def grouped_reference_spread(
     order = np.argsort(dist, axis=1, kind="stable")
     dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
     n_refs = int(ids.max()) + 1
+    used, where = np.unique(ids, return_inverse=True)
+    where = where.reshape(ids.shape)
     closer = np.empty((n_boot, s))
     for b in range(n_boot):
-        groups = (rng.permutation(n_refs) * n_groups // n_refs)[ids]
+        # a random regrouping of all references, drawn only for those some query sees: distinct random
+        # positions in a permutation of the pool (equal-size groups), without permuting the whole pool
+        positions = rng.choice(n_refs, size=used.size, replace=False)
+        groups = (positions * n_groups // n_refs)[where]
         nearest = np.stack([_first_in(groups, dist, g) for g in range(n_groups)], axis=1)
         closer[b] = pair_share(nearest, n_train_groups)
     return ReferenceSpread(math.sqrt(_covariance(closer)), s, k, n_boot)

@@ -58,7 +58,7 @@ def test_singling_out_copy_vs_fresh() -> None:
     rng = np.random.default_rng(0)
     ori, control, fresh = _frame(rng, 3000, nan=0.0), _frame(rng, 3000, nan=0.0), _frame(rng, 3000, nan=0.0)
     copy, _ = singling_out_risk(ori, ori, control, n_attacks=200, rng=np.random.default_rng(1))
-    assert copy.attack.observed == 1.0 and copy.value > 0.5
+    assert copy.attack.observed > 0.99 and copy.value > 0.5  # compared at the smaller of 3,000 distinct rows each
     safe, info = singling_out_risk(ori, fresh, control, n_attacks=200, rng=np.random.default_rng(1))
     assert safe.ci.low < 0.1 and info["n_queries"] > 0
 
