@@ -13,8 +13,11 @@ stream that could be replayed would not be private):
   noisy count passes a threshold (Rogers, "A unifying privacy analysis framework for unknown domain
   algorithms in differential privacy", 2023), (delta, rho)-approximate zCDP.
 
-The unit of privacy is decided by the caller through ``sensitivity`` (how much one patient can change
-the input). Costs add up in an :class:`Accountant` (zCDP composes by adding rho, approximate zCDP by
+The unit of privacy is decided by the caller through ``sensitivity`` (how much adding or removing one
+patient with all of their rows can change the input: the add/remove neighbouring relation; under
+replace-one a histogram's L2 distance would be sqrt(2) times larger and a score's twice). Each charge
+records the input distance its privacy map was evaluated at and the noise scale, so a test can
+recompute every cost. Costs add up in an :class:`Accountant` (zCDP composes by adding rho, approximate zCDP by
 adding delta as well; Bun and Steinke, TCC 2016), and the total converts to (epsilon, delta) with
 OpenDP's conversion (Canonne, Kamath and Steinke 2020, Proposition 12).
 """
@@ -64,11 +67,19 @@ def rho_for_epsilon(epsilon: float, delta: float) -> float:
 
 @dataclass(frozen=True)
 class Charge:
-    """One measurement's cost: what it measured (aggregate label), rho and delta."""
+    """One measurement's cost: what it measured (aggregate label), rho and delta, and how it was calibrated.
+
+    ``d_in`` is the input distance the privacy map was evaluated at (how far one patient, added or
+    removed with all of their rows, can move the measured statistic), ``scale`` the noise scale and
+    ``mechanism`` the OpenDP constructor, so a test can recompute every cost from its parts.
+    """
 
     label: str
     rho: float
     delta: float = 0.0
+    d_in: Any = None
+    scale: float | None = None
+    mechanism: str = ""
 
 
 @dataclass
@@ -87,14 +98,15 @@ class Accountant:
     def delta_spent(self) -> float:
         return float(sum(c.delta for c in self.charges))
 
-    def spend(self, label: str, rho: float, delta: float = 0.0) -> None:
+    def spend(self, label: str, rho: float, delta: float = 0.0, *, d_in: Any = None, scale: float | None = None,
+              mechanism: str = "") -> None:
         if self.rho_spent + rho > self.rho_budget * (1 + _TOL) + 1e-15:
             raise PrivacyBudgetError(
                 f"{label} needs rho={rho:.3g} but only {self.rho_budget - self.rho_spent:.3g} of {self.rho_budget:.3g} is left"
             )
         if self.delta_spent + delta > self.delta_budget * (1 + _TOL) + 1e-300:
             raise PrivacyBudgetError(f"{label} needs delta={delta:.3g} beyond the threshold budget {self.delta_budget:.3g}")
-        self.charges.append(Charge(label, float(rho), float(delta)))
+        self.charges.append(Charge(label, float(rho), float(delta), d_in, scale, mechanism))
 
     def summary(self) -> dict[str, Any]:
         """Spent rho and delta by label prefix (the part before the first ':'), aggregates only."""
@@ -129,8 +141,8 @@ def noisy_counts(counts: np.ndarray, *, sensitivity: int, rho: float, accountant
     """``counts`` plus discrete Gaussian noise calibrated to rho-zCDP for an L2 ``sensitivity``."""
     _check_rho(rho, label)
     space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64")
-    meas, _ = _calibrated(lambda s: dp.m.make_gaussian(*space, scale=s), int(sensitivity), rho, gaussian_scale(sensitivity, rho))
-    accountant.spend(label, meas.map(int(sensitivity)))
+    meas, scale = _calibrated(lambda s: dp.m.make_gaussian(*space, scale=s), int(sensitivity), rho, gaussian_scale(sensitivity, rho))
+    accountant.spend(label, meas.map(int(sensitivity)), d_in=int(sensitivity), scale=scale, mechanism="make_gaussian")
     values = np.asarray(counts, dtype=np.int64).ravel()
     if values.size == 0:
         return np.zeros(0)
@@ -146,11 +158,11 @@ def noisy_argmax(scores: np.ndarray, *, sensitivity: float, rho: float, accounta
     """The index of the highest score, by the exponential mechanism (scores may move by ``sensitivity`` each)."""
     _check_rho(rho, label)
     space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.linf_distance(T=float)
-    meas, _ = _calibrated(
+    meas, scale = _calibrated(
         lambda s: dp.m.make_noisy_max(*space, dp.zero_concentrated_divergence(), scale=s),
         float(sensitivity), rho, float(sensitivity) / math.sqrt(2 * rho),
     )
-    accountant.spend(label, meas.map(float(sensitivity)))
+    accountant.spend(label, meas.map(float(sensitivity)), d_in=float(sensitivity), scale=scale, mechanism="make_noisy_max")
     return int(meas([float(v) for v in np.asarray(scores, dtype=np.float64).ravel()]))
 
 
@@ -190,7 +202,7 @@ def select_values(
             low = mid
     meas = make(high)
     cost_rho, cost_delta = meas.map(d_in)
-    accountant.spend(label, cost_rho, cost_delta)
+    accountant.spend(label, cost_rho, cost_delta, d_in=d_in, scale=scale, mechanism="make_gaussian_threshold")
     kept = meas({str(key): int(v) for key, v in patient_counts.items()})
     return {str(key): float(v) for key, v in kept.items()}
 

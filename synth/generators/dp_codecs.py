@@ -184,7 +184,12 @@ def days(values: pd.Series) -> np.ndarray:
 def from_days(values: np.ndarray) -> pd.Series:
     """Datetimes from days since 1970-01-01 (NaT for NaN)."""
     d = np.clip(np.floor(np.asarray(values, dtype=np.float64)), DAY_MIN, DAY_MAX)  # NaN stays NaN
-    return pd.Series(EPOCH + pd.to_timedelta(d, unit="D"))
+    missing = np.isnan(d)
+    # whole days as integers: pandas' float-to-timedelta path can warn about an overflow on NaN
+    stamps = np.datetime64("1970-01-01", "D") + np.where(missing, 0, d).astype(np.int64).astype("timedelta64[D]")
+    out = pd.Series(stamps.astype("datetime64[ns]"))
+    out[missing] = pd.NaT
+    return out
 
 
 def placeholder_for(column: Column) -> Any:

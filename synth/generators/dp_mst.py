@@ -1,7 +1,10 @@
 """``dp_mst``: differentially private synthesis of a whole claims/EMR schema, with the patient as the unit of privacy.
 
-Neighbouring datasets differ by one *patient* with all of their rows, so what the generator learns
-from the training data is bounded per patient, not per row:
+Neighbouring datasets differ by **adding or removing one patient with all of their rows** (not by
+replacing one: every sensitivity below is the add/remove one; under replace-one the histograms would
+need sqrt(2) x the cap and the selections twice the input distance). So nothing about the data may be
+released outside the accountant, not even its size. What the generator learns from the training data
+is bounded per patient, not per row:
 
 * **contribution bounds**: the patient table gives one row per patient (or, when it holds several
   rows per patient like DE-SynPUF's yearly summaries, at most as many as its primary key allows, e.g.
@@ -29,8 +32,10 @@ context (the base class drops what still breaks after that). Sampling is post-pr
 privacy, and is seeded. Fitting is not reproducible on purpose: DP noise that could be replayed from a
 seed would protect nothing.
 
-The numbers of patients and rows (in the manifest and the split record) are not protected, as in
-every DP synthesis library; neither is the schema.
+Sizes are private too: the default release size (:meth:`DPMSTGenerator.release_size`) is the root
+table's noisy row total, a model keeps only noisy totals (``dp_tree``), and the pipeline keeps the
+exact split sizes and fingerprints out of everything it publishes. The schema and the parameters
+(caps, grids, epsilon, delta) are public.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -46,7 +51,7 @@ import pandas as pd
 from data_schemas.model import Column, Schema
 from synth.errors import GeneratorError
 from synth.generators.base import Generator, Progress, TrainingData, _violations, breadth_first
-from synth.generators.dp_accounting import Accountant, epsilon_for_rho, rho_for_epsilon, select_values
+from synth.generators.dp_accounting import Accountant, Charge, epsilon_for_rho, rho_for_epsilon, select_values
 from synth.generators.dp_codecs import (
     Codec,
     count_codec,
@@ -60,6 +65,9 @@ from synth.generators.dp_codecs import (
 )
 from synth.generators.dp_tree import AttrSpec, TreeModel, fit_tree
 from synth.generators.registry import register
+
+if TYPE_CHECKING:
+    import duckdb
 
 VIRTUAL = "__patient__"
 ANCHOR = "__anchor__"
@@ -151,6 +159,7 @@ class DPMSTGenerator(Generator):
         self.anchor_: str | None = None
         self.static_: list[str] = []
         self.accounting_: dict[str, Any] | None = None
+        self.charges_: list[Charge] = []  # every measurement's label, cost, input distance and noise scale
 
     @property
     def epsilon(self) -> float:
@@ -173,6 +182,13 @@ class DPMSTGenerator(Generator):
 
     def privacy_accounting(self) -> dict[str, Any] | None:
         return self.accounting_
+
+    def release_size(self, n_train: int) -> int | None:
+        """The root table's noisy row total (one row per patient), rounded: ``n_train`` is not read."""
+        root = self.nodes_.get(self.root_)
+        if root is None or root.model is None:
+            return None
+        return max(1, int(round(root.model.n_estimate)))
 
     # -- the tree, from the schema only --------------------------------------------------------------
     def _plan(self, schema: Schema) -> None:
@@ -306,8 +322,10 @@ class DPMSTGenerator(Generator):
             )
             coarse[name] = np.stack([node.model.coarse(j, x[:, j]) for j in range(x.shape[1])], axis=1) if x.shape[1] else x
         spent_rho, spent_delta = accountant.rho_spent, accountant.delta_spent
+        self.charges_ = list(accountant.charges)
         self.accounting_ = {
             "unit": "patient",
+            "neighbouring": "add or remove one patient with all of their rows",
             "mechanism": "MST (McKenna et al. 2021) per table, OpenDP discrete Gaussian / Gumbel / thresholded Gaussian",
             "epsilon": self._epsilon,
             "delta": self._delta,
@@ -456,6 +474,15 @@ class DPMSTGenerator(Generator):
 
     # -- sample --------------------------------------------------------------------------------------
     def _sample(self, n_patients: int, rng: np.random.Generator, seed: int) -> dict[str, pd.DataFrame]:
+        from synth.load import connect
+
+        con = connect()  # one connection checks every batch's rules (opening one per check costs more than the check)
+        try:
+            return self._sample_on(con, n_patients, rng)
+        finally:
+            con.close()
+
+    def _sample_on(self, con: duckdb.DuckDBPyConnection, n_patients: int, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
         schema = self.schema_
         assert schema is not None
         ptable, pcol = schema.patient.table, schema.patient.column
@@ -488,7 +515,7 @@ class DPMSTGenerator(Generator):
                 for _ in range(self.max_rounds):
                     if name == ptable and self.root_ == VIRTUAL:
                         frame = _with_static(frame, decoded[VIRTUAL], patient_row[name], self.static_)
-                    bad = self._bad_rows(schema, name, frame, frames)
+                    bad = self._bad_rows(schema, name, frame, frames, con)
                     if bad.size == 0:
                         break
                     self._note_rejected(name, int(bad.size))
@@ -570,7 +597,8 @@ class DPMSTGenerator(Generator):
                 frame[col.name] = np.arange(n)
         return frame
 
-    def _bad_rows(self, schema: Schema, name: str, frame: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> np.ndarray:
+    def _bad_rows(self, schema: Schema, name: str, frame: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                  con: duckdb.DuckDBPyConnection | None = None) -> np.ndarray:
         """Rows breaking a rule of the table or repeating a primary key."""
         table = schema.tables[name]
         bad: list[np.ndarray] = []
@@ -580,7 +608,7 @@ class DPMSTGenerator(Generator):
             trial = {**frames, name: frame}
             needed = {name, *(p[2] for p in schema.path_to_patient(name))}
             if all(t in trial for t in needed):
-                bad.extend(_violations(schema, trial, name).values())
+                bad.extend(_violations(schema, trial, name, con=con).values())
         return np.unique(np.concatenate(bad)) if bad else np.array([], dtype=np.int64)
 
 

@@ -181,7 +181,11 @@ def fit_tree(
     label: str,
     bins: int = 16,
 ) -> TreeModel:
-    """MST on the fine codes ``x`` (rows x attributes); one patient adds or removes at most ``sensitivity`` rows."""
+    """MST on the fine codes ``x`` (rows x attributes); one patient adds or removes at most ``sensitivity`` rows.
+
+    Every number the model keeps is a function of the noisy measurements only: with no attribute to
+    measure, the row count itself is measured (a saved model holds no exact count).
+    """
     x = np.asarray(x, dtype=np.int64).reshape(-1, len(specs))
     d = len(specs)
     names = [s.name for s in specs]
@@ -193,9 +197,12 @@ def fit_tree(
         counts = np.bincount(x[:, j], minlength=specs[j].size)
         noisy[j] = noisy_counts(counts, sensitivity=sensitivity, rho=rho_one / len(measured), accountant=accountant,
                                 label=f"{label}:one-way:{names[j]}")
-    totals = [noisy[j].sum() for j in measured]
-    weights = [1.0 / specs[j].size for j in measured]
-    n_est = float(max(1.0, np.average(totals, weights=weights))) if measured else float(max(1, x.shape[0]))
+    if measured:
+        totals = [noisy[j].sum() for j in measured]
+        n_est = float(max(1.0, np.average(totals, weights=[1.0 / specs[j].size for j in measured])))
+    else:  # nothing to measure but how many rows there are: that count is private too
+        n_est = float(max(1.0, noisy_counts(np.array([x.shape[0]]), sensitivity=sensitivity, rho=rho, accountant=accountant,
+                                            label=f"{label}:count")[0]))
     coarse_of_fine: list[np.ndarray] = []
     members: list[list[np.ndarray]] = []
     fweights: list[list[np.ndarray]] = []

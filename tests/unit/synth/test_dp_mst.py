@@ -116,19 +116,115 @@ def test_generator_parameters_are_checked() -> None:
     assert row["differentially_private"] and row["family"] == "dp"
 
 
-def test_domains_and_bounds_come_from_the_schema(kr_trains) -> None:
-    fitted = [get_generator("dp_mst", epsilon=2.0).fit(t) for t in kr_trains]
+def _frames_with_outlier(seed: int) -> tuple[dict, str]:
+    """A demo population in which one training patient holds a made-up diagnosis code and extreme costs on every claim."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from synth.demo_population import simulate
+
+    frames = simulate(300, seed=seed)
+    dataset, _ = frames_to_dataset(KR, frames)
+    train, _, _ = split_patients(dataset, seed=1)
+    counts = train.con.execute(
+        f"SELECT patient_id, count(*) n FROM {train.sql_name('claims')} GROUP BY 1 ORDER BY n DESC, patient_id LIMIT 1").fetchall()
+    patient = counts[0][0]
+    claims = frames["claims"]
+    mine = pc.equal(claims.column("patient_id"), patient)
+    for name, value in (("main_dx", "Q99.ZZZZ"), ("total_cost", 10**12), ("patient_share", 10**11)):
+        column = claims.column(name)
+        replaced = pc.if_else(mine, pa.scalar(value, type=column.type), column)
+        claims = claims.set_column(claims.schema.get_field_index(name), claims.schema.field(name), replaced)
+    return {**frames, "claims": claims}, patient
+
+
+def test_a_value_held_by_one_patient_never_enters_the_model() -> None:
+    """Domains never come from the data: one patient with a made-up code on every claim and costs of 10^12 moves no
+    grid, and the code is not kept even at the largest epsilon, while codes many patients hold are (power)."""
+    from synth.demo_population import simulate
+
+    plain, _ = frames_to_dataset(KR, simulate(300, seed=5))
+    outlier_frames, _ = _frames_with_outlier(5)
+    outlier, report = frames_to_dataset(KR, outlier_frames)
+    assert report.ok, report.render()
+    fitted = [get_generator("dp_mst", epsilon=1000.0).fit(split_patients(d, seed=1)[0]) for d in (plain, outlier)]
     a, b = (g.nodes_ for g in fitted)
     for name in a:
         for col, codec in a[name].codecs.items():
-            if codec.edges is not None:  # numbers, dates, counts: identical grids whatever the data
+            if codec.edges is not None:  # numbers, dates, counts: the same grid with or without the outlier
                 assert np.array_equal(codec.edges, b[name].codecs[col].edges), (name, col)
-    assert {n: node.cap for n, node in a.items()} == {"patients": 1, "claims": 16, "claim_details": 16, "diagnoses": 16,
-                                                      "prescriptions": 16}
-    acct = fitted[0].privacy_accounting()
-    assert acct is not None and acct["unit"] == "patient"
-    assert acct["epsilon_spent"] <= 2.0 + 1e-9 and acct["delta_selection"] <= 1e-6
-    assert ("patients", "sex") in a["claims"].context  # the sex-specific diagnosis rule reads patient.sex
+    kept = b["claims"].codecs["main_dx"].values
+    assert "Q99.ZZZZ" not in kept
+    assert fitted[1].privacy_accounting()["kept_values"]["claims.main_dx"] >= 3  # common codes pass the threshold
+
+
+def test_each_measurement_is_charged_at_the_tables_cap() -> None:
+    """Every OpenDP measurement is calibrated at the input distance one patient can cause: its table's cap (rows)
+    or, for a value selection, (values per patient, their L2, 1), and its cost is that distance's privacy map."""
+    import math
+
+    frames, patient = _frames_with_outlier(6)
+    claims = frames["claims"]  # the same patient also gets 1,000 more claims (copies of one of theirs)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    first = claims.filter(pc.equal(claims.column("patient_id"), patient)).slice(0, 1)
+    copies = pa.concat_tables([first] * 1000)
+    ids = pa.array([f"HEAVY{i:06d}" for i in range(1000)], type=claims.schema.field("claim_id").type)
+    copies = copies.set_column(0, claims.schema.field("claim_id"), ids)
+    dataset, report = frames_to_dataset(KR, {**frames, "claims": pa.concat_tables([claims, copies])})
+    assert report.ok, report.render()
+    train = split_patients(dataset, seed=1)[0]
+    gen = get_generator("dp_mst", epsilon=2.0, max_rows_per_patient=5).fit(train)
+    caps = {n: node.cap for n, node in gen.nodes_.items()}
+    assert caps == {"patients": 1, "claims": 5, "claim_details": 5, "diagnoses": 5, "prescriptions": 5}
+    groups = gen._selection_groups(KR)
+    kinds = set()
+    for charge in gen.charges_:
+        kind, rest = charge.label.split(":", 1)
+        if kind == "table":
+            table = rest.split(":", 1)[0]
+            assert charge.d_in == caps[table], charge.label
+            l2 = float(charge.d_in)
+        else:
+            node, group = rest.split(".", 1)
+            k = min(gen.max_values_per_patient, caps[node] * len(groups[(node, group)]))
+            assert charge.d_in == (k, math.ceil(math.sqrt(k)), 1), charge.label
+            l2 = float(charge.d_in[1])
+        kinds.add(charge.mechanism)
+        # zCDP of the Gaussian (discrete or thresholded) and of report-noisy-max with Gumbel noise: (l2 / scale)^2 / 2
+        assert charge.rho == pytest.approx(l2**2 / (2 * charge.scale**2), rel=1e-6), charge.label
+    assert kinds == {"make_gaussian", "make_noisy_max", "make_gaussian_threshold"}
+    from synth.generators.base import training_data
+
+    rows = gen._bounded_rows(training_data(train), np.random.default_rng(0))
+    assert max(np.bincount(rows["claims"].patient_row).max(), 0) <= 5  # the 1,016-claim patient gives 5
+
+
+def test_a_table_with_nothing_to_measure_keeps_only_a_noisy_count() -> None:
+    """A model holds no exact count: without an attribute to measure, the row count itself is measured."""
+    x = np.zeros((500, 2), dtype=np.int64)
+    estimates = []
+    for _ in range(3):
+        acct = Accountant(rho_budget=0.001)
+        model = fit_tree(x, [AttrSpec("a", 1), AttrSpec("b", 1)], sensitivity=4, rho=0.001, accountant=acct, label="t")
+        assert [(c.label, c.d_in) for c in acct.charges] == [("t:count", 4)]
+        estimates.append(model.n_estimate)
+    assert len(set(estimates)) > 1 and all(abs(e - 500) < 1000 for e in estimates)
+
+
+def test_the_default_release_size_is_a_noisy_estimate(kr_trains) -> None:
+    """``release_size`` never reads the exact training size, and a fitted model keeps none."""
+    import pickle
+
+    sizes = []
+    for _ in range(3):
+        gen = get_generator("dp_mst", epsilon=1.0).fit(kr_trains[0])
+        sizes.append(gen.release_size(10**9))
+        assert not hasattr(gen, "n_train_patients_")
+        assert b"n_train_patients_" not in pickle.dumps(gen)
+    assert all(0 < s < 10_000 for s in sizes) and len(set(sizes)) > 1
+    assert get_generator("independent").release_size(123) == 123  # a non-DP generator samples as many as it saw
 
 
 def test_rows_per_patient_are_capped(kr_trains) -> None:
