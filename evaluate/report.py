@@ -323,10 +323,15 @@ def _privacy(evaluation: EvaluationResult, policy: dict[str, Any] | None, manife
     gen = (manifest or {}).get("generator", {})
     if gen.get("epsilon") is not None:
         parts.append(f"<p>Differentially private generator: epsilon = {_fmt(gen['epsilon'])}, delta = {_fmt(gen.get('delta'))} "
-                     "(theoretical, per patient).</p>")
+                     "(theoretical, per patient: adding or removing one patient with all of their rows). It covers the "
+                     "release; the numbers of this report are computed on the real data and are not covered by it.</p>")
     bound = evaluation.get("privacy.epsilon_lower_bound")
     if bound is not None and bound.value is not None:
-        parts.append(f"<p>Empirical epsilon lower bound from the membership attacks: {_fmt(bound.value)}.</p>")
+        parts.append(f"<p>Empirical epsilon lower bound (one-run canary audit, {_e(bound.n)} canaries): {_fmt(bound.value)}; "
+                     f"the audit cannot show more than {_fmt(bound.range[1])}, so a small value does not prove privacy "
+                     "and a value at that limit means epsilon may be far higher.</p>")
+    elif bound is not None:
+        parts.append(f"<p>No empirical epsilon bound: {_e(bound.skipped[0].reason if bound.skipped else 'not run')}.</p>")
     if policy:
         level = policy.get("risk_level", "?")
         color = {"low": "#2e7d32", "medium": "#b26a00", "high": "#c62828"}.get(level, "#333")

@@ -1,201 +1,186 @@
-"""The empirical privacy audit: the lower bound on epsilon that the membership attacks prove.
+"""The empirical privacy audit: a lower bound on epsilon from canary patients, in one training run.
 
-If a generator is (epsilon, delta)-differentially private with the patient as the unit, every
-membership test on a patient has ``TPR <= exp(epsilon) * FPR + delta`` and
-``TNR <= exp(epsilon) * FNR + delta`` (Kairouz, Oh and Viswanath, ICML 2015). An attack that reaches
-some TPR at some FPR therefore proves ``epsilon >= ln((TPR - delta) / FPR)`` (Jagielski, Ullman and
-Oprea, "Auditing differentially private machine learning", NeurIPS 2020). Here, for every membership
-attack that ran on the evaluation (scores kept by ``attack_scores``; the distance and DOMIAS attacks
-are run if they have not been, the shadow-model attack only reused):
+Steinke, Nasr and Jagielski, "Privacy auditing with one (1) training run" (NeurIPS 2023): ``m``
+canaries (``canaries.py``: copies of training patients, each marked by values made up for it alone)
+are each put in the training data independently with probability 1/2; the release's generator, with
+the release's parameters, is refitted on the training set plus the canaries put in and samples a
+cohort; a canary is guessed "in" when the cohort holds one of its made-up values and "out" otherwise.
+If the generator is (epsilon, delta)-DP for adding or removing one patient, the number of right
+guesses ``v`` out of ``r`` is dominated by a Binomial(r, e^eps / (1 + e^eps)) plus a delta term (their
+Theorem 5.2), so ``P[v or more right] <= p(eps)`` and every epsilon whose ``p(eps)`` is below
+``1 - confidence`` is ruled out. The result is the largest epsilon ruled out (at least 0) and the
+largest the design could have ruled out at all (every guess right): **the audit cannot show more than
+that**, whatever the generator does.
 
-* the targets are split at random (seeded, stratified) into a half that *chooses* the operating
-  point (the threshold and side that maximise the bound on that half) and a half that *measures*
-  it, so the threshold is not fitted to the counts it is judged on;
-* on the measuring half, TPR and FPR (or TNR and FNR) get one-sided Clopper-Pearson bounds, each at
-  ``(1 - confidence) / (2 m)`` for ``m`` attacks (Bonferroni), and the bound uses the conservative
-  ends: ``ln((TPR_low - delta) / FPR_high)``;
-* the result is the largest bound over the attacks, at least 0: with probability ``confidence`` the
-  release's true epsilon is at least that (the targets are treated as independent trials, as in
-  Jagielski et al.; Steinke, Nasr and Jagielski, "Privacy auditing with one (1) training run",
-  NeurIPS 2023, justify auditing with one fitted generator and many randomly included targets).
+It separates the generators that learn their categories from the data (``copy``, SDV's, which give a
+canary's made-up values back) from a DP generator whose domains are public or privately selected (a
+value held by one patient is dropped with probability at least 1 - delta). A bound of 0 does not prove
+privacy; a bound at the design's limit means the true epsilon may be far higher.
 
-This is a *lower* bound: a generator with a large theoretical epsilon may show a small one because
-the attacks are weak; a non-DP release has no other epsilon. ``delta`` (default 0) can be set to the
-release's delta under ``params["privacy.audit"]["delta"]``. The largest bound the target counts can
-show at all is reported too (with 100 targets per class it is about 3.3).
+The audit refits the generator, so it runs only when asked (``synthmed evaluate ID --data DIR --audit
+canaries``): ``EvalOptions.params["privacy.audit"]`` carries ``generator_factory`` (a zero-argument
+callable returning an unfitted generator, as for the shadow-model attack), ``n_canaries`` (default
+100), ``delta`` (the release's delta; 0 for a non-DP release) and ``confidence`` (default 0.95).
+Without a factory the result is skipped and says how to run it: the membership attacks' own targets
+cannot bound epsilon from one fitted generator (their membership is not drawn independently of how
+they were chosen).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta
 
+from data_schemas.rules import quote
 from evaluate.context import EvalContext
-from evaluate.privacy.attack_scores import AttackScores, remembered
-from evaluate.privacy.inputs import rng_for
-from evaluate.privacy.params import check_float, confidence_param, get_param
-from evaluate.registry import METRICS, metric
-from evaluate.result import Interval, MetricResult, Skipped, skipped_result
+from evaluate.privacy.canaries import CanaryError, canary_scores, make_canaries, with_canaries
+from evaluate.privacy.params import check_float, check_int, confidence_param, get_param
+from evaluate.registry import metric
+from evaluate.result import MetricResult, skipped_result
 
 NAME = "privacy.audit"
 RESULT = "privacy.epsilon_lower_bound"
-ATTACKS = ("distance", "domias", "shadow")
-RERUNNABLE = ("distance", "domias")
-MIN_PER_CLASS = 4
+DEFAULT_CANARIES = 100
+HOW_TO_RUN = "run `synthmed evaluate RELEASE_ID --data DIR --audit canaries` (it inserts canary patients and refits the generator)"
 
 
-def cp_lower(k: np.ndarray | float, n: int, alpha: float) -> np.ndarray:
-    """One-sided Clopper-Pearson lower bound of a success rate (``k`` of ``n``) at level ``1 - alpha``."""
-    k = np.asarray(k, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        low = beta.ppf(alpha, k, n - k + 1)
-    return np.where(k <= 0, 0.0, np.nan_to_num(low, nan=0.0))
+def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """P[at least ``v`` of ``r`` guesses right] if the generator is (epsilon, delta)-DP, ``m`` canaries.
+
+    Steinke, Nasr and Jagielski 2023, Theorem 5.2: P[Binomial(r, q) >= v] + 2 m delta max_i
+    P[v - i <= Binomial(r, q) < v] / i, with q = e^eps / (1 + e^eps).
+    """
+    if not 0 <= v <= r <= m:
+        raise ValueError(f"p_value needs 0 <= v <= r <= m; got v={v}, r={r}, m={m}")
+    if v == 0:
+        return 1.0
+    from scipy.stats import binom  # lazily: scipy.stats takes a second to import, and only the audit needs it
+
+    q = 1.0 / (1.0 + math.exp(-epsilon))
+    beta = float(binom.sf(v - 1, r, q))
+    below = binom.pmf(v - np.arange(1, v + 1), r, q)  # P[Binomial = v - i], i = 1..v
+    alpha = float(np.max(np.cumsum(below) / np.arange(1, v + 1)))
+    return min(1.0, beta + alpha * delta * 2 * m)
 
 
-def cp_upper(k: np.ndarray | float, n: int, alpha: float) -> np.ndarray:
-    """One-sided Clopper-Pearson upper bound of a success rate (``k`` of ``n``) at level ``1 - alpha``."""
-    k = np.asarray(k, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        high = beta.ppf(1.0 - alpha, k + 1, n - k)
-    return np.where(k >= n, 1.0, np.nan_to_num(high, nan=1.0))
-
-
-def _log_ratio(num: np.ndarray, den: np.ndarray, delta: float) -> np.ndarray:
-    num = np.asarray(num, dtype=np.float64) - delta
-    den = np.asarray(den, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log(num / den)
-    return np.where((num > 0) & (den > 0), out, np.where(num > 0, np.inf, -np.inf))
-
-
-def _counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thresholds (distinct scores, highest first) and the members / non-members scoring at least each."""
-    thresholds = np.unique(scores)[::-1]
-    pos = np.searchsorted(-np.sort(-scores[labels]), -thresholds, side="right") if labels.any() else np.zeros(thresholds.size)
-    neg = np.searchsorted(-np.sort(-scores[~labels]), -thresholds, side="right") if (~labels).any() else np.zeros(thresholds.size)
-    return thresholds, pos.astype(np.float64), neg.astype(np.float64)
+def epsilon_lower_bound(m: int, r: int, v: int, *, delta: float, confidence: float) -> float:
+    """The largest epsilon that ``v`` right guesses out of ``r`` rule out at ``confidence`` (0 when none is)."""
+    level = 1.0 - confidence
+    if p_value(m, r, v, 0.0, delta) >= level:
+        return 0.0
+    low, high = 0.0, 1.0
+    while p_value(m, r, v, high, delta) < level:
+        low, high = high, high * 2.0
+        if high > 1e3:  # pragma: no cover - v = r with r in the millions
+            return low
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if p_value(m, r, v, mid, delta) < level:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 @dataclass(frozen=True)
-class AuditPoint:
-    """The operating point chosen for one attack and the bound it proves on the measuring half."""
+class CanaryAudit:
+    """One canary audit: what was inserted, how the guesses went, the bound and the design's limit."""
 
-    attack: str
-    side: str  # "tpr/fpr": scores >= threshold say member; "tnr/fnr": the other way round
-    threshold: float
-    rate: float  # TPR (or TNR) on the measuring half
-    false_rate: float  # FPR (or FNR)
-    rate_low: float
-    false_rate_high: float
-    epsilon_point: float
-    epsilon_low: float
-    epsilon_high: float
+    canaries: int
+    left_out: int
+    included: int
+    guesses: int
+    correct: int
+    included_with_trace: int
+    excluded_with_trace: int
+    epsilon_lower_bound: float
     max_certifiable: float
-    n_members: int
-    n_non_members: int
+    delta: float
+    confidence: float
+    marker_columns: tuple[str, ...]
 
     def row(self) -> dict[str, Any]:
-        finite = lambda v: None if not math.isfinite(v) else float(v)  # noqa: E731
         return {
-            "kind": "audit", "attack": self.attack, "side": self.side, "threshold": finite(self.threshold),
-            "rate": self.rate, "false_rate": self.false_rate, "rate_low": self.rate_low,
-            "false_rate_high": self.false_rate_high, "epsilon_point": finite(self.epsilon_point),
-            "epsilon_lower_bound": self.epsilon_low, "max_certifiable": self.max_certifiable,
-            "n_members": self.n_members, "n_non_members": self.n_non_members,
+            "kind": "audit", "method": "canaries", "canaries": self.canaries, "canaries_left_out": self.left_out,
+            "included": self.included, "guesses": self.guesses, "correct": self.correct,
+            "accuracy": self.correct / self.guesses if self.guesses else None,
+            "included_with_trace": self.included_with_trace, "excluded_with_trace": self.excluded_with_trace,
+            "epsilon_lower_bound": self.epsilon_lower_bound, "max_certifiable": self.max_certifiable,
+            "delta": self.delta, "confidence": self.confidence, "marker_columns": list(self.marker_columns),
         }
 
 
-def audit_attack(scores: np.ndarray, labels: np.ndarray, *, attack: str, alpha: float, delta: float,
-                 rng: np.random.Generator) -> AuditPoint:
-    """Choose an operating point on one half of the targets, bound epsilon on the other (``alpha`` per rate)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=bool)
-    choose = np.zeros(scores.size, dtype=bool)
-    for cls in (True, False):
-        idx = np.flatnonzero(labels == cls)
-        choose[rng.permutation(idx)[: idx.size // 2]] = True
-    a_s, a_l = scores[choose], labels[choose]
-    b_s, b_l = scores[~choose], labels[~choose]
-    na_p, na_n = int(a_l.sum()), int((~a_l).sum())
-    nb_p, nb_n = int(b_l.sum()), int((~b_l).sum())
-    thresholds, tp, fp = _counts(a_s, a_l)
-    fn, tn = na_p - tp, na_n - fp
-    # the bound each candidate point would prove on the choosing half: pick the best (finite) one
-    lower_tpr = _log_ratio(cp_lower(tp, na_p, alpha), cp_upper(fp, na_n, alpha), delta)
-    lower_tnr = _log_ratio(cp_lower(tn, na_n, alpha), cp_upper(fn, na_p, alpha), delta)
-    both = np.concatenate([lower_tpr, lower_tnr])
-    best = int(np.argmax(both))
-    side = "tpr/fpr" if best < thresholds.size else "tnr/fnr"
-    threshold = float(thresholds[best % thresholds.size])
-    member = b_s >= threshold
-    tp_b, fp_b = float((member & b_l).sum()), float((member & ~b_l).sum())
-    if side == "tpr/fpr":
-        k_rate, n_rate, k_false, n_false = tp_b, nb_p, fp_b, nb_n
-    else:
-        k_rate, n_rate, k_false, n_false = nb_n - fp_b, nb_n, nb_p - tp_b, nb_p
-    rate_low = float(cp_lower(k_rate, n_rate, alpha))
-    rate_high = float(cp_upper(k_rate, n_rate, alpha))
-    false_low = float(cp_lower(k_false, n_false, alpha))
-    false_high = float(cp_upper(k_false, n_false, alpha))
-    low = float(_log_ratio(rate_low, false_high, delta))
-    high = float(_log_ratio(rate_high, false_low, delta))
-    point = float(_log_ratio(k_rate / n_rate, k_false / n_false, delta))
-    max_cert = float(_log_ratio(cp_lower(n_rate, n_rate, alpha), cp_upper(0, n_false, alpha), delta))
-    return AuditPoint(attack, side, threshold, k_rate / n_rate, k_false / n_false, rate_low, false_high, point,
-                      max(0.0, low), high, max(0.0, max_cert), nb_p, nb_n)
+def run_canary_audit(
+    ctx: EvalContext, factory: Callable[[], Any], *, n_canaries: int, delta: float, confidence: float
+) -> CanaryAudit:
+    """Insert canaries into the training set, refit and sample with ``factory()``, guess, bound (module docstring)."""
+    rng = np.random.default_rng([ctx.options.seed, 61])
+    canaries = make_canaries(ctx.train, n_canaries, rng)
+    m = canaries.n
+    if m < 2:
+        raise CanaryError(f"only {m} canary could be made valid under the schema's rules; the audit needs at least 2")
+    included = rng.random(m) < 0.5
+    train = with_canaries(ctx.train, canaries, included)
+    synthetic = None
+    try:
+        generator = factory()
+        generator.fit(train)
+        n_train = int(train.con.execute(
+            f"SELECT count(DISTINCT {quote(ctx.schema.patient.column)}) FROM {train.sql_name(ctx.schema.patient.table)}"
+        ).fetchall()[0][0])
+        size = generator.release_size(n_train)  # as the release would: a DP generator's own noisy estimate
+        synthetic = generator.sample(int(size or n_train), seed=ctx.options.seed)
+        scores = canary_scores(synthetic, canaries)
+    finally:
+        train.con.execute(f"DROP SCHEMA IF EXISTS {quote(train.namespace)} CASCADE")
+        if synthetic is not None and synthetic.con is not ctx.con:
+            synthetic.con.close()
+    guess_in = scores > 0
+    correct = int((guess_in == included).sum())
+    return CanaryAudit(
+        canaries=m, left_out=canaries.dropped, included=int(included.sum()), guesses=m, correct=correct,
+        included_with_trace=int((guess_in & included).sum()), excluded_with_trace=int((guess_in & ~included).sum()),
+        epsilon_lower_bound=epsilon_lower_bound(m, m, correct, delta=delta, confidence=confidence),
+        max_certifiable=epsilon_lower_bound(m, m, m, delta=delta, confidence=confidence),
+        delta=delta, confidence=confidence, marker_columns=tuple(f"{t}.{c}" for t, c in canaries.marker_columns),
+    )
 
 
-def _scores(ctx: EvalContext, attack: str) -> AttackScores | None:
-    found = remembered(ctx, attack)
-    if found is None and attack in RERUNNABLE:
-        METRICS[f"privacy.mia.{attack}"].fn(ctx)  # runs the attack once; it remembers its scores
-        found = remembered(ctx, attack)
-    return found
+def limit_text(max_certifiable: float) -> str:
+    """The sentence the report and the app show beside an audited bound."""
+    return f"the audit cannot show more than {max_certifiable:.2f}"
 
 
-@metric(NAME, family="privacy", description="empirical lower bound on epsilon from the membership attacks' TPR and FPR",
-        produces=(RESULT,), needs_holdout=True)
+@metric(NAME, family="privacy", description="one-run canary audit: empirical lower bound on epsilon (refits the generator)",
+        produces=(RESULT,))
 def privacy_audit(ctx: EvalContext) -> list[MetricResult]:
+    factory = get_param(ctx, NAME, "generator_factory", None)
+    if factory is None:
+        return [skipped_result(RESULT, "privacy", "minimize", f"the epsilon audit did not run: {HOW_TO_RUN}")]
     confidence = confidence_param(ctx, NAME)
     delta = check_float(get_param(ctx, NAME, "delta", 0.0), "delta", NAME, low=0.0, high=0.1)
-    available: list[AttackScores] = []
-    skipped: list[Skipped] = []
-    for attack in ATTACKS:
-        found = _scores(ctx, attack)
-        if found is None:
-            why = "did not run on this evaluation" if attack not in RERUNNABLE else "was skipped (see its result)"
-            skipped.append(Skipped(f"the {attack} attack {why}; its scores are not in the audit"))
-        elif min(int(found.labels.sum()), int((~found.labels).sum())) < 2 * MIN_PER_CLASS:
-            skipped.append(Skipped(f"the {attack} attack has fewer than {2 * MIN_PER_CLASS} targets per class"))
-        else:
-            available.append(found)
-    if not available:
-        res = skipped_result(RESULT, "privacy", "minimize", "no membership attack produced scores to audit")
-        return [replace(res, skipped=(*res.skipped, *skipped))]
-    alpha = (1.0 - confidence) / (2.0 * len(available))
-    points = [
-        audit_attack(a.scores, a.labels, attack=a.attack, alpha=alpha, delta=delta,
-                     rng=rng_for(ctx.options.seed, 61, ATTACKS.index(a.attack)))
-        for a in available
-    ]
-    best = max(points, key=lambda p: (p.epsilon_low, p.epsilon_point))
-    top = max(p.max_certifiable for p in points)
+    n_canaries = check_int(get_param(ctx, NAME, "n_canaries", DEFAULT_CANARIES), "n_canaries", NAME, low=2, high=100_000)
+    try:
+        audit = run_canary_audit(ctx, factory, n_canaries=n_canaries, delta=delta, confidence=confidence)
+    except CanaryError as exc:
+        return [skipped_result(RESULT, "privacy", "minimize", str(exc))]
+    saturated = audit.epsilon_lower_bound >= audit.max_certifiable - 1e-6
     notes = (
-        f"epsilon >= ln((rate - delta) / false rate) at the conservative Clopper-Pearson ends (delta={delta:g}); "
-        f"with probability {confidence:.0%} the true epsilon is at least the value (Bonferroni over {len(points)} attack(s))",
-        f"best attack: {best.attack} ({best.side}, threshold chosen on half of the targets, measured on "
-        f"{best.n_members} members and {best.n_non_members} non-members)",
-        f"the largest bound these target counts can show is {top:.2f}; a small value does not prove privacy",
+        f"one-run canary audit (Steinke, Nasr and Jagielski 2023): {audit.canaries} canary patients, each put in the "
+        f"training data with probability 1/2 ({audit.included} were), the generator refitted on them; a canary is "
+        "guessed 'in' when the sample holds one of its made-up values",
+        f"{audit.correct} of {audit.guesses} guesses right: with probability {confidence:.0%} the generator is not "
+        f"(epsilon, {delta:g})-DP for any epsilon below {audit.epsilon_lower_bound:.2f}",
+        f"{limit_text(audit.max_certifiable)} (every guess right, {audit.canaries} canaries, delta {delta:g}); "
+        + ("the bound is at that limit: the true epsilon may be far higher" if saturated
+           else "a value below it is what the canaries showed, and a small value does not prove privacy"),
     )
-    high = best.epsilon_high if math.isfinite(best.epsilon_high) else max(top, best.epsilon_low)
     return [
         MetricResult(
-            name=RESULT, family="privacy", value=best.epsilon_low, goal="minimize", range=(0.0, max(top, best.epsilon_low)),
-            ci=Interval(best.epsilon_low, max(best.epsilon_low, high), confidence),
-            n=best.n_members + best.n_non_members, details=tuple(p.row() for p in points), skipped=tuple(skipped),
-            notes=notes, seed=ctx.options.seed,
+            name=RESULT, family="privacy", value=audit.epsilon_lower_bound, goal="minimize",
+            range=(0.0, audit.max_certifiable), n=audit.canaries, details=(audit.row(),), notes=notes, seed=ctx.options.seed,
         )
     ]

@@ -1,4 +1,4 @@
-"""The DP generator end to end: the audited epsilon of a DP release and of the copy baseline, CLI releases that validate."""
+"""The DP generator end to end: the canary audit tells DP from non-DP, CLI releases that validate and publish no private size."""
 from __future__ import annotations
 
 import json
@@ -22,36 +22,65 @@ KR = load_schema("kr_claims")
 
 
 @pytest.fixture(scope="module")
-def demo_split():
-    """1,200 demo patients split half and half, so the attacks have 300 member and 300 non-member targets."""
+def demo_train():
+    """The training side of 300 demo patients (about 240), into which the audit inserts its canaries."""
     from synth.demo_population import simulate
 
-    dataset, report = frames_to_dataset(KR, simulate(1200, seed=11))
+    dataset, report = frames_to_dataset(KR, simulate(300, seed=11))
     assert report.ok
-    train, holdout, _ = split_patients(dataset, seed=1, holdout_fraction=0.5)
+    train, holdout, _ = split_patients(dataset, seed=1)
     return train, holdout
 
 
-def _audit(name: str, params: dict, demo_split):
-    train, holdout = demo_split
-    generator = make_generator(name, params, allow_unsafe=True).fit(train)
-    synthetic = generator.sample(train.row_counts()["patients"], seed=2)
-    frames = {t: synthetic.con.sql(f"SELECT * FROM {synthetic.sql_name(t)}").to_arrow_table() for t in KR.tables}
-    synthetic, report = frames_to_dataset(KR, frames, con=train.con, namespace=f"synthetic_{name}")
-    assert report.ok
-    ctx = EvalContext(KR, train.con, train, synthetic, holdout, EvalOptions(seed=0))
+def _audit(name: str, params: dict, demo_train, *, delta: float = 0.0, canaries: int = 100):
+    from evaluate.privacy.mia_shadow import generator_factory
+
+    train, holdout = demo_train
+    opts = EvalOptions(seed=0, params={"privacy.audit": {"generator_factory": generator_factory(name, **params),
+                                                         "n_canaries": canaries, "delta": delta}})
+    ctx = EvalContext(KR, train.con, train, train, holdout, opts)
     results = run_metrics(ctx, ["privacy.audit"])
     return {r.name: r for r in results.results}["privacy.epsilon_lower_bound"]
 
 
-def test_dp_release_at_epsilon_1_audits_at_most_1_and_copy_far_above(demo_split) -> None:
-    dp = _audit("dp_mst", {"epsilon": 1.0}, demo_split)
-    assert dp.value is not None and dp.ci is not None
-    assert dp.value <= 1.0  # the conservative end of the CI: what the attacks prove
-    assert {d["attack"] for d in dp.details} == {"distance", "domias"}  # attacks run once, their scores reused
-    copy = _audit("copy", {}, demo_split)
-    assert copy.value is not None and copy.value > 3.0  # as high as 300 targets per class can show
-    assert copy.value >= 3 * max(dp.value, 1.0)
+def test_the_canary_audit_tells_dp_from_non_dp(demo_train) -> None:
+    """On the demo population: copy and the non-DP gaussian_copula audit clearly above 1, dp_mst at epsilon 1 at or below 1."""
+    dp = _audit("dp_mst", {"epsilon": 1.0}, demo_train, delta=1e-6)
+    copy = _audit("copy", {}, demo_train)
+    copula = _audit("gaussian_copula", {}, demo_train)
+    for r in (dp, copy, copula):
+        (row,) = r.details
+        assert row["method"] == "canaries" and row["canaries"] == 100 and row["guesses"] == 100
+        assert r.range == (0.0, row["max_certifiable"]) and 3.4 < row["max_certifiable"] < 3.6
+        assert any("the audit cannot show more than" in n for n in r.notes)
+    assert dp.value is not None and dp.value <= 1.0 and dp.details[0]["delta"] == 1e-6
+    assert dp.details[0]["included_with_trace"] == 0  # no canary's made-up value survives the private selection
+    assert copy.value > 3.0 and copula.value > 2.0  # at (or near) the 3.49 that 100 canaries can show
+    assert copy.details[0]["excluded_with_trace"] == 0 and copula.details[0]["excluded_with_trace"] == 0
+
+
+def test_the_audit_without_a_generator_says_how_to_run_it(demo_train) -> None:
+    train, holdout = demo_train
+    results = run_metrics(EvalContext(KR, train.con, train, train, holdout, EvalOptions(seed=0)), ["privacy.audit"])
+    (bound,) = results.results
+    assert bound.value is None and "--audit canaries" in bound.skipped[0].reason
+
+
+def test_evaluate_with_the_canary_audit_lands_in_the_catalog_and_the_report(kr_dir: Path, tmp_path: Path) -> None:
+    from synth.pipeline import release
+    from synth.release import Store
+    from synthmed.evaluation import ShadowBudget, evaluate_release, write_report
+
+    store = Store(tmp_path / "store")
+    info = release(KR, kr_dir, generator="dp_mst", store=store, secret=SECRET.encode(), epsilon=1.0)
+    outcome = evaluate_release(store, info.release_id, kr_dir, secret=SECRET.encode(), metrics=["privacy.exact_copies"],
+                               shadow=ShadowBudget(0, 10), canaries=30)
+    stored = {r["name"]: r for r in store.catalog.metric_results(outcome.evaluation_id)}
+    bound = stored["privacy.epsilon_lower_bound"]
+    assert bound["details"][0]["method"] == "canaries" and bound["details"][0]["canaries"] + bound["details"][0]["canaries_left_out"] == 30
+    assert bound["details"][0]["delta"] == 1e-6  # the release's delta, passed to the bound
+    html = write_report(store, info.release_id, tmp_path / "report.html").read_text()
+    assert "the audit cannot show more than" in html and "not covered by it" in html
 
 
 def _release(schema: str, data: Path, store: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -73,7 +102,9 @@ def _check_release(schema: str, store: Path, result: subprocess.CompletedProcess
     manifest = json.loads((folder / "manifest.json").read_text())
     gen = manifest["generator"]
     assert gen["differentially_private"] is True and gen["epsilon"] == 1.0 and gen["delta"] == 1e-6
-    assert gen["privacy_accounting"]["unit"] == "patient" and gen["privacy_accounting"]["epsilon_spent"] <= 1.0
+    assert gen["privacy_accounting"]["unit"] == "patient"
+    assert gen["privacy_accounting"]["neighbouring"] == "add or remove one patient with all of their rows"
+    assert set(manifest["source"]) == {"split", "prepared"} and set(manifest["source"]["split"]) == {"seed", "holdout_fraction", "method"}
     listed = subprocess.run([sys.executable, "-m", "synthmed", "releases", "list", "--json", "--store", str(store)],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     row = json.loads(listed.stdout)[0]

@@ -1,48 +1,90 @@
-"""The empirical epsilon audit: Clopper-Pearson ends, the split between choosing and measuring, its bounds."""
+"""The one-run canary audit's statistics and its canaries: a known mechanism is not overstated, perfect guesses
+reach the design's limit, canaries are valid patients marked by values no one else holds."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binom
 
-from evaluate.privacy.audit import audit_attack, cp_lower, cp_upper
+from data_schemas.io import load_schema
+from evaluate.privacy.audit import epsilon_lower_bound, p_value
+from evaluate.privacy.canaries import canary_scores, make_canaries, marker_columns, random_match, with_canaries
+from synth.load import frames_to_dataset
+from synth.split import split_patients
 
-
-def test_clopper_pearson_matches_scipy() -> None:
-    for k, n in ((0, 50), (3, 50), (50, 50), (17, 40)):
-        ci = binomtest(k, n).proportion_ci(confidence_level=0.9, method="exact")
-        assert float(cp_lower(k, n, 0.05)) == pytest.approx(ci.low, abs=1e-9)
-        assert float(cp_upper(k, n, 0.05)) == pytest.approx(ci.high, abs=1e-9)
-
-
-def test_a_coin_toss_proves_nothing() -> None:
-    rng = np.random.default_rng(0)
-    labels = np.r_[np.ones(500, bool), np.zeros(500, bool)]
-    bounds = [audit_attack(rng.random(1000), labels, attack="x", alpha=0.025, delta=0.0, rng=rng).epsilon_low for _ in range(20)]
-    assert max(bounds) < 0.5 and min(bounds) >= 0.0
+KR = load_schema("kr_claims")
 
 
-def test_perfect_separation_reaches_the_largest_certifiable_bound() -> None:
-    labels = np.r_[np.ones(200, bool), np.zeros(200, bool)]
-    scores = labels.astype(float)
-    point = audit_attack(scores, labels, attack="x", alpha=0.025, delta=0.0, rng=np.random.default_rng(1))
-    assert point.epsilon_low == pytest.approx(point.max_certifiable)
-    expected = math.log(float(cp_lower(100, 100, 0.025)) / float(cp_upper(0, 100, 0.025)))
-    assert point.max_certifiable == pytest.approx(expected) and point.max_certifiable > 3.0
-    # delta lowers the bound; an attack sure only of non-members proves it on the TNR / FNR side
-    assert audit_attack(scores, labels, attack="x", alpha=0.025, delta=0.5, rng=np.random.default_rng(1)).epsilon_low < point.epsilon_low
-    half = np.r_[np.ones(200), np.tile([0.0, 1.0], 100)]
-    sure = audit_attack(half, labels, attack="x", alpha=0.025, delta=0.0, rng=np.random.default_rng(1))
-    assert sure.side == "tnr/fnr" and sure.epsilon_low > 2.0
+def test_p_value_is_steinke_et_al_theorem() -> None:
+    """With delta = 0 it is the binomial tail at e^eps / (1 + e^eps); delta adds 2 m delta times the largest mean mass below v."""
+    q = 1 / (1 + math.exp(-1.0))
+    assert p_value(100, 80, 60, 1.0, 0.0) == pytest.approx(binom.sf(59, 80, q))
+    below = [sum(binom.pmf(60 - j, 80, q) for j in range(1, i + 1)) / i for i in range(1, 61)]
+    assert p_value(100, 80, 60, 1.0, 1e-3) == pytest.approx(binom.sf(59, 80, q) + max(below) * 1e-3 * 2 * 100)
+    assert p_value(10, 10, 0, 1.0, 0.0) == 1.0
+    with pytest.raises(ValueError, match="0 <= v <= r <= m"):
+        p_value(10, 11, 3, 1.0, 0.0)
+
+
+def test_the_bound_inverts_the_p_value() -> None:
+    eps = epsilon_lower_bound(200, 200, 170, delta=1e-6, confidence=0.95)
+    assert p_value(200, 200, 170, eps, 1e-6) < 0.05 <= p_value(200, 200, 170, eps + 1e-3, 1e-6)
+    assert epsilon_lower_bound(200, 200, 100, delta=1e-6, confidence=0.95) == 0.0  # a coin toss rules nothing out
 
 
 def test_a_known_mechanism_is_not_overstated() -> None:
-    """Randomised response at epsilon = 1 on every target: the audited bound stays at or below 1."""
-    rng = np.random.default_rng(2)
-    labels = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
-    keep = rng.random(labels.size) < math.e / (1 + math.e)
-    scores = np.where(keep, labels, ~labels).astype(float)
-    point = audit_attack(scores, labels, attack="rr", alpha=0.025, delta=0.0, rng=rng)
-    assert 0.5 < point.epsilon_low <= 1.0 and point.epsilon_point == pytest.approx(1.0, abs=0.2)
+    """Randomised response at epsilon = 1 on every canary: the bound stays at or below 1 (at 95 %, about 19 runs in 20)."""
+    rng = np.random.default_rng(3)
+    q = math.e / (1 + math.e)
+    bounds = [epsilon_lower_bound(1000, 1000, int((rng.random(1000) < q).sum()), delta=0.0, confidence=0.95) for _ in range(40)]
+    assert sum(b > 1.0 for b in bounds) <= 6 and max(bounds) < 1.3
+    assert np.median(bounds) > 0.7  # and the audit is tight enough to come close
+
+
+def test_perfect_guesses_reach_the_designs_limit() -> None:
+    limits = [epsilon_lower_bound(m, m, m, delta=1e-6, confidence=0.95) for m in (50, 100, 200, 1000)]
+    assert limits == sorted(limits) and limits[1] == pytest.approx(math.log(0.05 ** 0.01 / (1 - 0.05 ** 0.01)), rel=1e-3)
+    assert 3.4 < limits[1] < 3.6 and limits[-1] > 5.5
+    # delta weakens the bound (the 2 m delta term of the theorem)
+    weaker = [epsilon_lower_bound(100, 100, 100, delta=d, confidence=0.95) for d in (1e-6, 1e-4, 1e-2)]
+    assert weaker[0] == pytest.approx(limits[1]) and weaker[0] > weaker[1] > weaker[2]
+
+
+@pytest.mark.parametrize("pattern", [r"^[A-Z][0-9]{2}(\.?[0-9A-Z]{1,4})?$", r"^[A-Z]{1,2}[0-9]{3,4}[A-Z0-9]?$",
+                                     r"^[A-Z]([0-9]{2}([A-Z]{1,2}([0-9]{2})?)?)?$", r"^(V|E)?[0-9]{3}\d*$"])
+def test_random_values_match_their_pattern(pattern: str) -> None:
+    rng = np.random.default_rng(0)
+    values = {random_match(pattern, rng) for _ in range(200)}
+    assert None not in values and all(re.fullmatch(pattern, v) for v in values)
+    assert len(values) > 150  # made up afresh each time
+
+
+@pytest.fixture(scope="module")
+def kr_train():
+    from synth.demo_population import simulate
+
+    dataset, report = frames_to_dataset(KR, simulate(200, seed=4))
+    assert report.ok
+    return split_patients(dataset, seed=1)[0]
+
+
+def test_canaries_are_valid_patients_marked_by_values_no_one_holds(kr_train) -> None:
+    canaries = make_canaries(kr_train, 40, np.random.default_rng(1))
+    assert canaries.n + canaries.dropped == 40 and canaries.n >= 36
+    assert set(marker_columns(KR)) == set(canaries.marker_columns) == {
+        ("claims", "main_dx"), ("claims", "sub_dx"), ("claim_details", "treatment_code"), ("diagnoses", "kcd_code"),
+        ("prescriptions", "atc_code")}
+    for (table, column), part in canaries.markers.groupby(["table", "column"]):
+        pattern = KR.tables[table].columns[column].code_pattern
+        assert part["value"].is_unique and all(re.fullmatch(pattern, v) for v in part["value"])
+        held = {r[0] for r in kr_train.con.execute(f'SELECT DISTINCT "{column}" FROM {kr_train.sql_name(table)}').fetchall()}
+        assert not held & set(part["value"])
+    included = np.arange(canaries.n) % 2 == 0
+    both = with_canaries(kr_train, canaries, included)  # validated against the schema (types, keys, rules)
+    n_patients = both.row_counts()["patients"]
+    assert n_patients == kr_train.row_counts()["patients"] + int(included.sum())
+    scores = canary_scores(both, canaries)  # the training set itself: every included canary shows, no other
+    assert (scores[included] > 0).all() and (scores[~included] == 0).all()
