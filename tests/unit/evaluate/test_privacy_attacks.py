@@ -107,7 +107,9 @@ def test_every_privacy_metric_runs_and_flags_a_copy(small_copy_ctx: EvalContext)
     assert 2 <= len(roc) <= 200
     for r in evaluation.results:
         assert r.value is None or r.range[0] <= r.value <= r.range[1]  # [0, 1] but for the epsilon bound
-    assert got["privacy.epsilon_lower_bound"].value > 1.5  # the copy, as high as 37 targets per class can show
+    # the epsilon audit needs canaries and a refit (tests/integration/test_dp_release.py): without a generator it says how
+    bound = got["privacy.epsilon_lower_bound"]
+    assert bound.value is None and "--audit canaries" in bound.skipped[0].reason
 
 
 @pytest.mark.parametrize(
