@@ -192,6 +192,15 @@ def header(draft: Draft) -> str:
     lines += [
         "",
         "Columns not flagged may still identify people (free text, ids, rare values): check every table.",
+        "",
+        "How to review (then `synthmed validate DATA_DIR --schema THIS_FILE`):",
+        "  1. patient: the table and key whose rows are people; every other table reaches it through its first",
+        "     foreign key (the tree link: an event under its admission, or under the patient when it may have none).",
+        "  2. references: each foreign key points at a unique key; notes marked (check) were found by values or",
+        "     by name alone. Dictionaries and reference tables are released as they are: no patient data there.",
+        "  3. privacy: every direct identifier is flagged (names, numbers, addresses, free text about people);",
+        "     quasi-identifiers (age, sex, places, dates of birth) and sensitive columns are tagged.",
+        "  4. types: dates vs timestamps, codes vs categories; add `rules:` your data must keep (stop >= start).",
     ]
     wrapped: list[str] = []
     for line in "\n".join(lines).splitlines():  # a folder name may hold a newline: it stays in the comment
