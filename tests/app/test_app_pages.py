@@ -484,8 +484,11 @@ def test_dp_epsilon_and_empirical_lower_bound_are_shown(store_copy: Store, use_s
     metrics = [(m.label, m.value) for m in at.metric]
     assert ("DP ε", "1") in metrics and ("DP ε", "not DP") in metrics
     assert ("Empirical ε ≥", "2.250") in metrics
+    (card,) = [m for m in at.metric if m.label == "Empirical ε ≥" and m.value == "2.250"]
+    assert "the audit cannot show more than 3.30" in card.proto.help  # the design's limit, beside the bound
     eps = frame(at, "empirical ε lower bound").set_index("release_id")
     assert eps.loc[app_store.independent, "DP ε (theoretical)"] == 1.0
     assert eps.loc[app_store.copy, "empirical ε lower bound"] == "privacy.epsilon_lower_bound: 2.250"
+    assert eps.loc[app_store.copy, "the audit cannot show more than"] == "3.30"
     overview = page("overview").dataframe[0].value.set_index("release_id")
     assert overview.loc[app_store.independent, "epsilon"] == 1.0
