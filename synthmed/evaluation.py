@@ -270,6 +270,8 @@ def scorecard(outcome: EvaluationOutcome) -> list[ScoreRow]:
             rows.append(ScoreRow(label, "skipped", reason[:60], verdicts.get(name, "")))
             continue
         ci = f"[{r.ci.low:.3f}, {r.ci.high:.3f}]" if r.ci is not None else ""
+        if name == "privacy.epsilon_lower_bound" and r.range is not None:  # a lower bound: say how high it could go
+            ci = f"the audit cannot show more than {r.range[1]:.2f}"
         rows.append(ScoreRow(label, f"{r.value:.3f}", ci, verdicts.get(name, "")))
     return rows
 

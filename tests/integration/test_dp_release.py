@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,20 +68,31 @@ def test_the_audit_without_a_generator_says_how_to_run_it(demo_train) -> None:
 
 
 def test_evaluate_with_the_canary_audit_lands_in_the_catalog_and_the_report(kr_dir: Path, tmp_path: Path) -> None:
+    """`synthmed evaluate ID --data DIR --audit canaries` end to end through the CLI, then `synthmed report`."""
+    from typer.testing import CliRunner
+
     from synth.pipeline import release
     from synth.release import Store
-    from synthmed.evaluation import ShadowBudget, evaluate_release, write_report
+    from synthmed.cli import app
 
     store = Store(tmp_path / "store")
     info = release(KR, kr_dir, generator="dp_mst", store=store, secret=SECRET.encode(), epsilon=1.0)
-    outcome = evaluate_release(store, info.release_id, kr_dir, secret=SECRET.encode(), metrics=["privacy.exact_copies"],
-                               shadow=ShadowBudget(0, 10), canaries=30)
-    stored = {r["name"]: r for r in store.catalog.metric_results(outcome.evaluation_id)}
+    runner = CliRunner(env={"SYNTHMED_SECRET": SECRET})
+    done = runner.invoke(app, ["evaluate", info.release_id, "--data", str(kr_dir), "--audit", "canaries", "--canaries", "30",
+                               "--metrics", "privacy.exact_copies", "--shadow-models", "0", "--store", str(store.root), "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert re.search(r"empirical epsilon lower bound .* the audit cannot show more than \d+\.\d\d", done.stdout), done.stdout
+    (evaluation,) = store.catalog.evaluations(info.release_id)
+    stored = {r["name"]: r for r in store.catalog.metric_results(evaluation["evaluation_id"])}
     bound = stored["privacy.epsilon_lower_bound"]
     assert bound["details"][0]["method"] == "canaries" and bound["details"][0]["canaries"] + bound["details"][0]["canaries_left_out"] == 30
     assert bound["details"][0]["delta"] == 1e-6  # the release's delta, passed to the bound
-    html = write_report(store, info.release_id, tmp_path / "report.html").read_text()
+    report = runner.invoke(app, ["report", info.release_id, "-o", str(tmp_path / "report.html"), "--store", str(store.root)])
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "report.html").read_text()
     assert "the audit cannot show more than" in html and "not covered by it" in html
+    wrong = runner.invoke(app, ["evaluate", info.release_id, "--data", str(kr_dir), "--audit", "shadow", "--store", str(store.root)])
+    assert wrong.exit_code != 0 and "the only audit is 'canaries'" in wrong.output
 
 
 def _release(schema: str, data: Path, store: Path, *extra: str) -> subprocess.CompletedProcess:
