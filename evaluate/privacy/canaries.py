@@ -30,6 +30,7 @@ from synth.load import Dataset, frames_to_dataset
 
 CANARY = "__canary"
 MARKER_ROUNDS = 5
+FRESH_DRAWS = 200  # draws of a made-up value before a column's pattern counts as too narrow
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
 
@@ -87,6 +88,10 @@ def random_match(pattern: str, rng: np.random.Generator) -> str | None:
                 return None
         return "".join(pool) or None
 
+    def fixed(items: Any) -> bool:
+        """Whether a part of the pattern matches one string only (literals and groups of literals)."""
+        return all(str(op) == "LITERAL" or (str(op) == "SUBPATTERN" and fixed(av[-1])) for op, av in items)
+
     def walk(items: Any) -> str | None:
         out: list[str] = []
         for op, av in items:
@@ -112,8 +117,9 @@ def random_match(pattern: str, rng: np.random.Generator) -> str | None:
                 if sub is None:
                     return None
                 out.append(sub)
-            elif name == "BRANCH":
-                sub = walk(av[1][int(rng.integers(len(av[1])))])
+            elif name == "BRANCH":  # a branch with something to draw: a fixed word ("OTHER") is no made-up value
+                branches = [b for b in av[1] if not fixed(b)] or list(av[1])
+                sub = walk(branches[int(rng.integers(len(branches)))])
                 if sub is None:
                     return None
                 out.append(sub)
@@ -235,24 +241,28 @@ def _draw_markers(schema: Schema, columns: list[tuple[str, str]], n: int, rng: n
 
 
 def _fresh_markers(train: Dataset, markers: pd.DataFrame, columns: list[tuple[str, str]], rng: np.random.Generator) -> pd.DataFrame:
-    """Markers that no training row holds (redrawn where one does; a value must be made up, never real)."""
+    """Markers that no training row holds and no other canary uses in the column (redrawn until so: a value
+    must be made up, never real, and mark one canary only)."""
     con = train.con
-    for _ in range(MARKER_ROUNDS):
-        clash = np.zeros(len(markers), dtype=bool)
-        for table, column in columns:
-            part = markers["table"].eq(table) & markers["column"].eq(column)
-            held = {r[0] for r in con.execute(
-                f"SELECT DISTINCT CAST({quote(column)} AS VARCHAR) FROM {train.sql_name(table)} WHERE {quote(column)} IS NOT NULL"
-            ).fetchall()}
-            values = markers.loc[part, "value"]
-            clash[part.to_numpy()] = values.isin(held).to_numpy() | values.duplicated(keep="first").to_numpy()
-        if not clash.any():
-            return markers
-        markers = markers.copy()
-        for idx in np.flatnonzero(clash):
-            col = train.schema.tables[markers.at[idx, "table"]].columns[markers.at[idx, "column"]]
-            markers.at[idx, "value"] = _marker(col, rng)
-    raise CanaryError("could not make up canary values that no training patient holds (the column patterns are too narrow)")
+    markers = markers.copy()
+    for table, column in columns:
+        col = train.schema.tables[table].columns[column]
+        taken = {r[0] for r in con.execute(
+            f"SELECT DISTINCT CAST({quote(column)} AS VARCHAR) FROM {train.sql_name(table)} WHERE {quote(column)} IS NOT NULL"
+        ).fetchall()}
+        for idx in np.flatnonzero((markers["table"].eq(table) & markers["column"].eq(column)).to_numpy()):
+            value = markers.at[idx, "value"]
+            for _ in range(FRESH_DRAWS):
+                if value not in taken:
+                    break
+                value = _marker(col, rng)
+            else:
+                raise CanaryError(
+                    f"could not make up canary values for {table}.{column} that no training patient holds "
+                    f"(its pattern {col.code_pattern!r} leaves too few values free)")
+            taken.add(value)
+            markers.at[idx, "value"] = value
+    return markers
 
 
 def _apply(frames: dict[str, pd.DataFrame], markers: pd.DataFrame) -> None:

@@ -54,12 +54,14 @@ def test_perfect_guesses_reach_the_designs_limit() -> None:
 
 
 @pytest.mark.parametrize("pattern", [r"^[A-Z][0-9]{2}(\.?[0-9A-Z]{1,4})?$", r"^[A-Z]{1,2}[0-9]{3,4}[A-Z0-9]?$",
-                                     r"^[A-Z]([0-9]{2}([A-Z]{1,2}([0-9]{2})?)?)?$", r"^(V|E)?[0-9]{3}\d*$"])
+                                     r"^[A-Z]([0-9]{2}([A-Z]{1,2}([0-9]{2})?)?)?$", r"^(V|E)?[0-9]{3}\d*$",
+                                     r"^([0-9]{3,5}|V[0-9]{2,4}|E[0-9]{3,4}|OTHER)$"])
 def test_random_values_match_their_pattern(pattern: str) -> None:
     rng = np.random.default_rng(0)
     values = {random_match(pattern, rng) for _ in range(200)}
     assert None not in values and all(re.fullmatch(pattern, v) for v in values)
     assert len(values) > 150  # made up afresh each time
+    assert "OTHER" not in values  # a fixed alternative (DE-SynPUF's ICD-9 "OTHER") marks no canary
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,19 @@ def test_canaries_are_valid_patients_marked_by_values_no_one_holds(kr_train) -> 
     assert n_patients == kr_train.row_counts()["patients"] + int(included.sum())
     scores = canary_scores(both, canaries)  # the training set itself: every included canary shows, no other
     assert (scores[included] > 0).all() and (scores[~included] == 0).all()
+
+
+def test_canaries_on_desynpuf_icd9_codes(synpuf_dir) -> None:
+    """DE-SynPUF's ICD-9 pattern allows the fixed word OTHER, which training holds: every marker is still fresh."""
+    from data_schemas.io import load_schema
+    from synth.load import read_dataset
+
+    schema = load_schema("cms_desynpuf")
+    dataset, report = read_dataset(schema, synpuf_dir)
+    assert report.ok
+    train = split_patients(dataset, seed=0, holdout_fraction=0.9)[0]
+    canaries = make_canaries(train, 100, np.random.default_rng(0))
+    assert canaries.n >= 90
+    for (table, column), part in canaries.markers.groupby(["table", "column"]):
+        held = {r[0] for r in train.con.execute(f'SELECT DISTINCT "{column}" FROM {train.sql_name(table)}').fetchall()}
+        assert part["value"].is_unique and not held & set(part["value"]) and "OTHER" not in set(part["value"]), (table, column)
