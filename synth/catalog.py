@@ -46,10 +46,11 @@ DDL = [
         generator VARCHAR, family VARCHAR, differentially_private BOOLEAN, epsilon DOUBLE, delta DOUBLE,
         seed BIGINT, n_patients BIGINT, rows_json VARCHAR, params_json VARCHAR,
         manifest_hash VARCHAR, path VARCHAR, requested_by VARCHAR, requested_os_user VARCHAR, schema_yaml VARCHAR)""",
-    # private bookkeeping of each release (split sizes and fingerprints, real row counts): never shown, never exported
+    # private bookkeeping of each release (split sizes and fingerprints, real row counts): never shown, never exported;
+    # its random salt makes the row's chain hash (and so the published head) hide the exact counts it holds
     """CREATE TABLE IF NOT EXISTS release_sources (
         release_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, source_fingerprint VARCHAR, split_json VARCHAR,
-        train_rows_json VARCHAR, holdout_rows_json VARCHAR)""",
+        train_rows_json VARCHAR, holdout_rows_json VARCHAR, salt VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS evaluations (
         evaluation_id VARCHAR PRIMARY KEY, release_id VARCHAR, created_at TIMESTAMP, seed BIGINT,
         versions_json VARCHAR, summary_json VARCHAR, fidelity DOUBLE, risk_level VARCHAR, policy_json VARCHAR)""",
@@ -69,6 +70,7 @@ DDL = [
 # columns (no default) when a catalog is opened for writing, so rows written before stay valid in the chain.
 ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "releases": [("schema_yaml", "VARCHAR")],  # the schema YAML a release was made with (issue 15)
+    "release_sources": [("salt", "VARCHAR")],  # hides the private row inside its chain hash (issue 12)
 }
 
 CHAIN_TABLE = "chain"

@@ -295,3 +295,29 @@ def test_a_saved_model_holds_nothing_that_moves_with_one_patient(world) -> None:
     found = leaks(models, d, d_prime)
     assert not found, _message(found)
     assert leaks(models, d, d_prime, generator="independent", confirm=1), "the harness found nothing in a non-DP model"
+
+
+def test_the_chain_head_hides_the_private_record(world) -> None:
+    """The signed head (`catalog.head`, `audit verify`, the app's review page) hashes the private record too: one
+    who knows every field of that row (the exact counts, say) must still not be able to check a guess against the
+    chain. The row's 128-bit random salt, never published, is what stops it; with the salt the guess checks out."""
+    from synth.catalog import _entry_hash, _row_hash, canonical_row
+    from synthmed.cli import app
+
+    _, tmp, d, _ = world
+    store = Store(tmp / "store-chain")
+    info = release(KR, d, generator="independent", store=store, secret=SECRET.encode(), seed=3)
+    private = store.catalog.release_source(info.release_id)
+    assert private is not None and re.fullmatch(r"[0-9a-f]{32}", private["salt"])
+    with store.catalog.connect(read_only=True) as con:
+        ((row_hash, prev, entry),) = con.execute(
+            "SELECT row_hash, prev_hash, entry_hash FROM chain WHERE table_name = 'release_sources'").fetchall()
+    guess = {k: v for k, v in private.items() if k != "salt"}
+    assert _row_hash(canonical_row(guess)) != row_hash and _entry_hash(prev, "release_sources", canonical_row(guess)) != entry
+    assert _entry_hash(prev, "release_sources", canonical_row(private)) == entry  # the adversary's method is right
+    verified = CliRunner().invoke(app, ["audit", "verify", "--json", "--store", str(store.root)])
+    assert verified.exit_code == 0, verified.output
+    fields = "\n".join(f"{k}={v}" for k, v in published(store, info.release_id).items())
+    shown = fields + (store.root / "catalog.head").read_text() + verified.stdout
+    assert private["salt"] not in shown and private["source_fingerprint"] not in shown
+    assert json.loads(private["split_json"])["train_fingerprint"] not in shown
