@@ -135,16 +135,22 @@ def validate(
 ) -> None:
     """Check a data folder against a schema and report every problem found."""
     from synth.load import read_dataset
-    from synth.release import RELEASE_ID, folder_schema
+    from synth.release import RELEASE_ID, folder_schema, is_release_folder
 
-    if schema is not None:
-        sch = load_schema(schema)
+    if not data_dir.exists() and RELEASE_ID.fullmatch(str(data_dir)):
+        from synth.errors import CatalogError
+
+        st = _store(store)
+        try:
+            st.catalog.release(str(data_dir))
+        except CatalogError as exc:
+            raise CatalogError(f"{data_dir} is neither a folder nor a release id: {exc}") from None
+        data_dir = st.release_dir(str(data_dir))
+    hint = load_schema(schema) if schema is not None else None
+    if hint is None or is_release_folder(data_dir):
+        sch = folder_schema(data_dir, hint=hint)  # a release's own schema; a --schema must agree with it
     else:
-        if not data_dir.exists() and RELEASE_ID.fullmatch(str(data_dir)):
-            st = _store(store)
-            st.catalog.release(str(data_dir))  # a clear error for an unknown id
-            data_dir = st.release_dir(str(data_dir))
-        sch = folder_schema(data_dir)
+        sch = hint
     _, report = read_dataset(sch, data_dir)
     if as_json:
         out.print_json(report.to_json())
@@ -494,7 +500,7 @@ def _metric_progress(quiet: bool):
 def evaluate(
     release_id: Annotated[Optional[str], typer.Argument(help="Release id (see `synthmed releases list`).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="The data the release was fitted on (prepared or raw folder).")] = None,
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema of --real/--synthetic folders (a release carries its own).")] = None,
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema of --real/--synthetic folders. A release carries its own: a --schema given with RELEASE_ID must be the same one.")] = None,
     real: Annotated[Optional[Path], typer.Option("--real", help="Real training data folder (folder mode).")] = None,
     synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Synthetic data folder made by any tool (folder mode).")] = None,
     holdout: Annotated[Optional[Path], typer.Option("--holdout", help="Real holdout folder, never seen by the generator (folder mode).")] = None,

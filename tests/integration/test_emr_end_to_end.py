@@ -154,3 +154,33 @@ def test_validate_without_schema_needs_a_release(flow: dict) -> None:
     assert result.returncode != 0 and "is not a release folder" in result.stderr and "--schema" in result.stderr
     result = run("validate", "no-such-release", "--store", str(flow["store"]))
     assert result.returncode != 0 and "no release 'no-such-release'" in result.stderr
+
+
+def test_schema_given_with_a_release_is_a_consistency_check(flow: dict, tmp_path: Path) -> None:
+    """``--schema`` beside a release (id or folder) is accepted when it is the release's own schema, wherever
+    the file lies, and refused with a message naming both when it is another one."""
+    if flow["name"] != "hosp":
+        pytest.skip("one source is enough")
+    store, rid, here = str(flow["store"]), flow["id"], flow["elsewhere"]
+    folder = flow["store"] / "releases" / rid
+    same = tmp_path / "same.yaml"
+    same.write_text(flow["schema"].read_text())
+    other = tmp_path / "other.yaml"
+    other.write_text(flow["schema"].read_text().replace("name: hosp", "name: hosp_other", 1))
+    for target in (rid, str(folder)):
+        assert "against schema hosp: valid" in ok(run("validate", target, "--store", store, "--schema", str(same), cwd=here))
+        refused = run("validate", target, "--store", store, "--schema", str(other), cwd=here)
+        assert refused.returncode != 0 and "carries its own schema 'hosp'" in refused.stderr, refused.stderr
+        assert "'hosp_other'" in refused.stderr and "leave out --schema" in refused.stderr
+    result = run("evaluate", rid, "--data", str(flow["prepared"]), "--store", store, "--schema", str(same),
+                 "--metrics", "fidelity.referential_integrity", "--shadow-models", "0", "--json", "-q", cwd=here)
+    assert json.loads(ok(result))["results"][0]["value"] == pytest.approx(1.0)
+    # a data folder (not a release) is still checked against the --schema given, even beside a stray manifest.json
+    data = tmp_path / "export"
+    import shutil
+
+    shutil.copytree(flow["data"], data)
+    (data / "manifest.json").write_text('{"exported_by": "the hospital"}')
+    assert "against schema hosp: valid" in ok(run("validate", str(data), "--schema", str(flow["schema"]), cwd=here))
+    missing = run("validate", "no-such-folder", "--store", store, cwd=here)
+    assert missing.returncode != 0 and "neither a folder nor a release id" in missing.stderr, missing.stderr

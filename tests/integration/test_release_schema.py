@@ -13,7 +13,7 @@ from synth.audit import rebuild_catalog
 from synth.catalog import Catalog, utcnow
 from synth.errors import ReleaseError
 from synth.pipeline import release
-from synth.release import SCHEMA_FILE, Store, folder_schema, release_schema, verify_release
+from synth.release import SCHEMA_FILE, Store, folder_schema, is_release_folder, release_schema, verify_release
 from tests.conftest import SECRET
 
 
@@ -124,3 +124,32 @@ def test_a_release_made_before_releases_carried_their_schema(custom: tuple[Schem
     other = parse_schema(schema_to_yaml(schema).replace("name: my_hospital", "name: my_other", 1))
     with pytest.raises(ReleaseError, match="was made with schema 'my_hospital'"):
         release_schema(store, "old-custom", fallback=other)
+
+
+def test_a_schema_given_beside_a_release_folder_must_be_its_own(made: tuple[Store, str, Schema], tmp_path: Path) -> None:
+    """``hint`` (a ``--schema``) is a consistency check: the same schema passes, another one is refused in the
+    store and in a copied folder; a copied folder made before releases carried their schema takes the hint
+    only when it has the manifest's schema hash."""
+    import shutil
+
+    store, rid, schema = made
+    same = parse_schema(schema_to_yaml(schema), source="elsewhere/same.yaml")
+    other = parse_schema(schema_to_yaml(schema).replace("name: my_hospital", "name: my_other", 1), source="other.yaml")
+    copy = tmp_path / "copied" / rid
+    shutil.copytree(store.release_dir(rid), copy)
+    for folder in (store.release_dir(rid), copy):
+        assert is_release_folder(folder)
+        assert folder_schema(folder, hint=same).fingerprint == schema.fingerprint
+        with pytest.raises(ReleaseError, match="carries its own schema 'my_hospital'.*'my_other'.*leave out --schema"):
+            folder_schema(folder, hint=other)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["schema"]["file"]  # as a release made before releases carried their schema
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match="carries no schema"):
+        folder_schema(copy)
+    assert folder_schema(copy, hint=same) is same
+    with pytest.raises(ReleaseError, match="was made with schema 'my_hospital'"):
+        folder_schema(copy, hint=other)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_text('{"exported_by": "the hospital"}')
+    assert not is_release_folder(tmp_path / "data") and not is_release_folder(tmp_path / "nowhere")
