@@ -6,13 +6,16 @@
 Datasets: the simulated demo population (kr_claims, ``simulate(2 * n, seed)``, split half / half by
 patient) and DE-SynPUF sample 1 (``../shared/datasets/desynpuf/1-sample-10000``, split by patient so that
 about ``n`` patients train; skipped when the folder is absent). For every epsilon, ``dp_mst`` is fitted
-on the train side and samples as many patients as train holds; ``none`` is the non-DP reference, the
-``gaussian_copula`` generator (one SDV Gaussian copula per table, walked from the patient root).
+on the train side and samples its own noisy estimate of the number of patients (as a release does);
+``none`` is the non-DP reference, the ``gaussian_copula`` generator (one SDV Gaussian copula per table,
+walked from the patient root), which samples as many patients as train holds.
 
 Every cohort is scored against train and holdout: overall fidelity (mean of column shapes and column
 pair trends, SDMetrics' quality score), the rule-violation share, utility (TSTR / TRTR ratio for
 ``claims.care_type`` on kr_claims and ``beneficiary_summary.SP_DIABETES`` on DE-SynPUF), the AUC of the
-distance and DOMIAS membership attacks, and the audited lower bound on epsilon (``privacy.audit``).
+distance and DOMIAS membership attacks, and the one-run canary audit (``privacy.audit``, ``--canaries``
+canary patients, the generator refitted on train plus the canaries put in): the lower bound on epsilon
+it shows and the largest it could show.
 Writes ``dp_sweep.csv`` and ``dp_sweep.svg`` (hand-written SVG, no plotting library) under ``--out``.
 """
 from __future__ import annotations
@@ -32,8 +35,8 @@ SYNPUF = REPO.parent / "shared" / "datasets" / "desynpuf" / "1-sample-10000"
 TARGETS = {"kr_claims": "claims.care_type", "cms_desynpuf": "beneficiary_summary.SP_DIABETES"}
 METRICS = ["fidelity.column_shapes", "fidelity.column_pair_trends", "fidelity.rule_violations", "utility.tstr",
            "privacy.mia.distance", "privacy.mia.domias", "privacy.audit"]
-COLUMNS = ["dataset", "epsilon", "generator", "n_train", "fit_s", "fidelity", "rule_violations", "utility_ratio",
-           "mia_distance_auc", "mia_domias_auc", "epsilon_lower_bound", "epsilon_spent"]
+COLUMNS = ["dataset", "epsilon", "generator", "n_train", "n_released", "fit_s", "fidelity", "rule_violations", "utility_ratio",
+           "mia_distance_auc", "mia_domias_auc", "epsilon_lower_bound", "audit_limit", "audit_s", "epsilon_spent"]
 SERIES = [("fidelity", "fidelity", "#1f6fb4"), ("utility_ratio", "utility TSTR/TRTR", "#2e7d32"),
           ("mia_distance_auc", "MIA distance AUC", "#c62828"), ("mia_domias_auc", "MIA DOMIAS AUC", "#f28e2b")]
 
@@ -72,24 +75,32 @@ def on_connection(dataset: Any, con: Any) -> Any:
     return copied
 
 
-def run_point(name: str, train: Any, holdout: Any, epsilon: float | None, seed: int) -> dict[str, Any]:
+def run_point(name: str, train: Any, holdout: Any, epsilon: float | None, seed: int, canaries: int) -> dict[str, Any]:
     from evaluate.context import EvalContext, EvalOptions
     from evaluate.fidelity.summary import overall_fidelity
+    from evaluate.privacy.mia_shadow import generator_factory
     from evaluate.runner import run_metrics
-    from synth.generators import get_generator
 
-    generator = get_generator("gaussian_copula") if epsilon is None else get_generator("dp_mst", epsilon=epsilon)
+    gen_name, gen_params = ("gaussian_copula", {}) if epsilon is None else ("dp_mst", {"epsilon": epsilon})
+    factory = generator_factory(gen_name, **gen_params)
+    generator = factory()
     n_train = int(train.con.execute(
         f'SELECT count(DISTINCT "{train.schema.patient.column}") FROM {train.sql_name(train.schema.patient.table)}'
     ).fetchall()[0][0])
     start = time.perf_counter()
     generator.fit(train)
-    synthetic = generator.sample(n_train, seed=seed)
+    n_released = generator.release_size(n_train) or n_train
+    synthetic = generator.sample(n_released, seed=seed)
     fit_s = time.perf_counter() - start
     synthetic = on_connection(synthetic, train.con)
+    audit = {"generator_factory": factory, "n_canaries": canaries, "delta": generator.delta or 0.0} if canaries else {}
     ctx = EvalContext(train.schema, train.con, train, synthetic, holdout,
-                      EvalOptions(seed=seed, target=TARGETS[name], max_rows=4000))
-    evaluation = run_metrics(ctx, METRICS)
+                      EvalOptions(seed=seed, target=TARGETS[name], max_rows=4000, params={"privacy.audit": audit}))
+    starts: list[tuple[str, float]] = []  # (metric, when it started), in the runner's order
+    evaluation = run_metrics(ctx, METRICS, progress=lambda spec, i, n: starts.append((spec.name, time.perf_counter())))
+    starts.append(("end", time.perf_counter()))
+    audit_s = next((starts[i + 1][1] - t for i, (m, t) in enumerate(starts[:-1]) if m == "privacy.audit"), None) if canaries else None
+    bound = evaluation.get("privacy.epsilon_lower_bound")
 
     def value(result: str) -> float | None:
         r = evaluation.get(result)
@@ -97,11 +108,13 @@ def run_point(name: str, train: Any, holdout: Any, epsilon: float | None, seed: 
 
     accounting = generator.privacy_accounting()
     return {
-        "dataset": name, "epsilon": "none" if epsilon is None else epsilon, "generator": generator.name, "n_train": n_train,
+        "dataset": name, "epsilon": "none" if epsilon is None else epsilon, "generator": generator.name, "n_train": n_train, "n_released": n_released,
         "fit_s": round(fit_s, 1), "fidelity": None if (f := overall_fidelity(evaluation)) is None else round(f, 4),
         "rule_violations": value("fidelity.rule_violations"), "utility_ratio": value("utility.ratio"),
         "mia_distance_auc": value("privacy.mia.distance.auc"), "mia_domias_auc": value("privacy.mia.domias.auc"),
         "epsilon_lower_bound": value("privacy.epsilon_lower_bound"),
+        "audit_limit": None if bound is None or bound.value is None else round(bound.range[1], 2),
+        "audit_s": None if audit_s is None else round(audit_s, 1),
         "epsilon_spent": None if accounting is None else round(accounting["epsilon_spent"], 4),
     }
 
@@ -146,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, default=1000, help="training patients per dataset (about)")
     parser.add_argument("--epsilons", default="0.5,1,4,16,none", help="comma-separated; 'none' = non-DP reference")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--canaries", type=int, default=100, help="canary patients of the epsilon audit (0 skips it)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -153,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for name, train, holdout in datasets(args.patients, args.seed):
         for eps in epsilons:
-            row = run_point(name, train, holdout, eps, args.seed)
+            row = run_point(name, train, holdout, eps, args.seed, args.canaries)
             rows.append(row)
             print("  ".join(f"{k}={row[k]}" for k in COLUMNS), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
