@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_schemas.io import file_pattern_problem
@@ -110,6 +112,9 @@ class Dataset:
     namespace: str
     source: str
     files: dict[str, list[str]] = field(default_factory=dict)
+    arrow: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    """Typed Arrow tables behind some views (tables the loader read from typed Parquet): the fidelity metrics
+    count their dictionary codes directly instead of reading the rows back out of DuckDB."""
 
     def sql_name(self, table: str) -> str:
         """The quoted SQL name of a table's view, for use in queries."""
@@ -183,7 +188,7 @@ def match_files(table: Table, data_dir: Path, report: ValidationReport | None = 
     for pattern in table.file_patterns():
         if file_pattern_problem(pattern):
             continue  # refused when the schema was loaded; never globbed
-        found = _glob(data_dir, pattern)
+        found = _expand_parquet_folders(_glob(data_dir, pattern), data_dir)
         if not found:
             continue
         if chosen_pattern is None:
@@ -200,6 +205,25 @@ def match_files(table: Table, data_dir: Path, report: ValidationReport | None = 
                 table=table.name, file=", ".join(p.name for p in others[:5]), count=len(others),
             ))
     return chosen
+
+
+PARQUET_SIDECARS = ("_SUCCESS", "_committed_", "_started_", ".")
+
+
+def _expand_parquet_folders(found: list[Path], data_dir: Path) -> list[Path]:
+    """A folder named ``<x>.parquet`` (what Spark and other lake engines write: part files, ``_SUCCESS``,
+    ``.crc`` sidecars) stands for its ``*.parquet`` part files; anything else is kept as found, so that
+    ``_usable`` reports it. A folder that is a link, or lies outside the data folder, is not opened."""
+    out: list[Path] = []
+    root = data_dir.resolve()
+    for path in found:
+        if path.name.endswith(".parquet") and path.is_dir() and not path.is_symlink() and path.resolve().is_relative_to(root):
+            parts = sorted(p for p in path.iterdir()
+                           if p.name.endswith(".parquet") and not p.name.startswith(PARQUET_SIDECARS))
+            out.extend(parts or [path])
+        else:
+            out.append(path)
+    return out
 
 
 def _glob(data_dir: Path, pattern: str) -> list[Path]:
@@ -264,23 +288,24 @@ def read_dataset(
             _create_empty(con, namespace, table)
         return Dataset(schema, con, namespace, str(data_dir)), report
     used: set[Path] = set()
-    _read_tables(con, schema, data_dir, namespace, report, used)
+    arrow: dict[str, pa.Table] = {}
+    _read_tables(con, schema, data_dir, namespace, report, used, arrow)
     named = {f.strip() for p in report.problems if p.file for f in p.file.split(",")}
     ignored = sorted(p.name for p in data_dir.iterdir()
                      if p.is_file() and p not in used and _is_data_file(p) and p.name not in named)
     if ignored:
         report.notes.append(f"files matching no table were ignored: {', '.join(ignored)}")
     _check(con, namespace, schema, report)
-    dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files)
+    dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files, arrow=arrow)
     return dataset, report
 
 
 def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path, namespace: str,
-                 report: ValidationReport, used: set[Path]) -> None:
+                 report: ValidationReport, used: set[Path], arrow_out: dict[str, pa.Table]) -> None:
     for table in schema.tables.values():
         files = match_files(table, data_dir, report)
         used.update(files)
-        report.files[table.name] = [f.name for f in files]
+        report.files[table.name] = [str(f.relative_to(data_dir)) if f.parent != data_dir else f.name for f in files]
         if not files and any(p.table == table.name and p.kind in ("not_a_file", "ambiguous_files") for p in report.problems):
             _create_empty(con, namespace, table)
             continue
@@ -292,8 +317,117 @@ def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path,
                 report.notes.append(f"optional table {table.name} has no file; treated as empty")
             _create_empty(con, namespace, table)
             continue
+        arrow = _typed_parquet(table, files, data_dir) if all(f.name.endswith(".parquet") for f in files) else None
+        if arrow is not None:  # typed Parquet: read once, dictionary-encoded, no staging copy and no cast
+            _register_typed(con, namespace, table, arrow)
+            arrow_out[table.name] = arrow
+            continue
         staged = [s for i, f in enumerate(files) if (s := _stage_file(con, namespace, table, f, i, report, data_dir))]
         _type_table(con, namespace, table, staged, report)
+
+
+DICTIONARY_TYPES = ("categorical", "code", "text")
+
+
+def _arrow_target(col: Column, typ: pa.DataType) -> pa.DataType | None:
+    """The Arrow type a Parquet column of type ``typ`` is held as for ``col`` without any parsing (None: the
+    value needs DuckDB's cast and checks, so the file takes the staged path)."""
+    target = col.sql_type
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    if target == "VARCHAR":
+        return pa.string() if pa.types.is_string(typ) or pa.types.is_large_string(typ) else None
+    if target == "BIGINT":
+        return pa.int64() if pa.types.is_integer(typ) else None
+    if target == "DOUBLE":
+        return pa.float64() if pa.types.is_floating(typ) or pa.types.is_integer(typ) else None
+    if target == "BOOLEAN":
+        return pa.bool_() if pa.types.is_boolean(typ) else None
+    if col.format is not None:
+        return None
+    if target == "DATE":
+        return pa.date32() if pa.types.is_date(typ) else None
+    if target == "TIMESTAMP" and pa.types.is_timestamp(typ):
+        return pa.timestamp("us")
+    return None
+
+
+def _typed_parquet(table: Table, files: list[Path], data_dir: Path) -> pa.Table | None:
+    """The files of a table as one typed Arrow table (with ``__file`` and ``__row``) when they hold exactly the
+    schema's columns in types that need no parsing; None otherwise, and for anything unusual (the staged path
+    then reads them and reports every problem as before).
+
+    Files are read by pyarrow in this process (the paths were checked by ``match_files``: regular files inside
+    the data folder); no SQL touches them. Category and code columns are read as Arrow dictionaries, so they
+    are stored once per distinct value and counted on their integer codes by the fidelity metrics.
+    """
+    wanted = {c.name for c in table.columns.values()}
+    parts = []
+    try:
+        for path in files:
+            dictionary = [c for c in table.columns if table.columns[c].type in DICTIONARY_TYPES]
+            info = pq.ParquetFile(str(path), read_dictionary=dictionary)
+            fields = {f.name: f.type for f in info.schema_arrow}
+            if set(fields) != wanted:
+                return None
+            targets = {c: _arrow_target(table.columns[c], t) for c, t in fields.items()}
+            if any(t is None for t in targets.values()):
+                return None
+            data = info.read(use_threads=True)  # ParquetFile, not pq.read_table: no pyarrow.dataset (nor pandas) import
+            columns = []
+            for name in table.columns:
+                column = data.column(name)
+                target = targets[name]
+                if pa.types.is_dictionary(column.type):
+                    if not pa.types.is_string(column.type.value_type):
+                        column = column.cast(pa.dictionary(pa.int32(), pa.string()))
+                elif column.type != target:
+                    column = column.cast(target)  # safe cast: a value that would change raises -> staged path
+                if target == pa.string() and _needs_trim(column):
+                    return None  # the staged path reads '' as missing and trims spaces (nullif(trim(x), ''))
+                columns.append(column)
+            label = str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else path.name
+            n = data.num_rows
+            columns.append(pa.DictionaryArray.from_arrays(_numpy_array(np.zeros(n, dtype=np.int32)), _one_string(label)))
+            columns.append(_numpy_array(np.arange(1, n + 1, dtype=np.int64)))
+            parts.append(pa.Table.from_arrays(columns, names=[*table.columns, "__file", "__row"]))
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+
+
+def _numpy_array(values: np.ndarray) -> pa.Array:
+    """An Arrow array over a numpy integer array's buffer (``pa.array`` would import pandas to inspect it)."""
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def _one_string(text: str) -> pa.Array:
+    """A one-value Arrow string array, built from its buffers (see ``_numpy_array``)."""
+    data = text.encode()
+    offsets = np.array([0, len(data)], dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _needs_trim(column: pa.ChunkedArray) -> bool:
+    """True when a text column holds a value with leading/trailing spaces or an empty string."""
+    for chunk in column.chunks:
+        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+        if len(values) and (pc.any(pc.not_equal(pc.utf8_trim(values, " "), values)).as_py()
+                            or pc.min(pc.utf8_length(values)).as_py() == 0):
+            return True
+    return False
+
+
+def _register_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, arrow: pa.Table) -> None:
+    """Make an Arrow table the typed table of ``table`` (a view over it; DuckDB scans it without a copy)."""
+    name = f"__arrow_{namespace}_{table.name}"
+    con.register(name, arrow)
+    typed = f"{quote(namespace)}.{quote('__typed_' + table.name)}"
+    con.execute(f"DROP TABLE IF EXISTS {typed}")
+    con.execute(f"CREATE OR REPLACE VIEW {typed} AS SELECT * FROM {quote(name)}")
+    _create_view(con, namespace, table)
 
 
 def frames_to_dataset(

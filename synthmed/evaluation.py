@@ -18,7 +18,6 @@ from data_schemas.model import Schema
 from evaluate.context import EvalContext, EvalOptions, load_context, read_synthetic
 from evaluate.errors import EvaluationError
 from evaluate.policy import Policy, PolicyVerdict, apply_policy, load_policy
-from evaluate.privacy.mia_shadow import generator_factory
 from evaluate.registry import MetricSpec
 from evaluate.result import EvaluationResult, MetricResult
 from evaluate.runner import run_metrics
@@ -135,6 +134,7 @@ def release_context(
             "there is no way to check that --data is the data it was fitted on"
         )
     split = json.loads(private["split_json"])
+    from evaluate.privacy.mia_shadow import generator_factory  # lazily: folder mode never needs the privacy package
     from synth.pipeline import read_training_input  # lazily: it imports the generators
 
     data = read_training_input(

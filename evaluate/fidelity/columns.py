@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from evaluate.context import EvalContext
+from evaluate.fidelity import arrow_counts as counts
 from evaluate.errors import EmptyInputError
 from evaluate.fidelity._common import (
     SHAPES,
@@ -96,6 +97,8 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
             continue
         real, syn = ctx.train.sql_name(tname), ctx.synthetic.sql_name(tname)
         stats_r, stats_s = _stats(ctx, tname, list(split.scored))
+        arrow_r, arrow_s = ctx.train.arrow.get(tname), ctx.synthetic.arrow.get(tname)
+        fast = arrow_r is not None and arrow_s is not None  # both sides read from typed Parquet: count codes
         for col in split.scored:
             kind = kind_of(col)
             continuous = SHAPES[col.type] == "continuous"
@@ -113,6 +116,17 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
             if ss.non_null == 0:
                 row.update(value=0.0, n_real=sr.non_null, n_synthetic=0)
                 notes.append(f"{tname}.{col.name}: the synthetic column has no non-null values; scored 0")
+            elif continuous and fast:
+                assert arrow_r is not None and arrow_s is not None
+                side_r, side_s = counts.continuous(col, arrow_r.column(col.name)), counts.continuous(col, arrow_s.column(col.name))
+                span = _span_of(col, kind, counts.robust_range(side_r), counts.robust_range(side_s)) or _span(sr, ss, col.type)
+                prof = counts.continuous_profile(side_r, side_s, kind=kind, span=span)
+                row.update(
+                    value=clip01(prof.complement),
+                    n_real=prof.n_real,
+                    n_synthetic=prof.n_synthetic,
+                    bins=continuous_detail(prof, kind),
+                )
             elif continuous:
                 span = _stored_span(ctx, real, syn, col, kind) or _span(sr, ss, col.type)
                 prof = continuous_profile(ctx.con, real, syn, value_expr(col), kind=kind, span=span)
@@ -123,7 +137,11 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
                     bins=continuous_detail(prof, kind),
                 )
             else:
-                dprof = discrete_profile(ctx.con, real, syn, value_expr(col))
+                if fast:
+                    assert arrow_r is not None and arrow_s is not None
+                    dprof = counts.discrete_profile(counts.discrete_codes(col, arrow_r.column(col.name), arrow_s.column(col.name)))
+                else:
+                    dprof = discrete_profile(ctx.con, real, syn, value_expr(col))
                 row.update(
                     value=clip01(dprof.complement),
                     n_real=dprof.n_real,
@@ -149,7 +167,11 @@ def _stored_span(ctx: EvalContext, real: str, syn: str, col: Any, kind: str) -> 
     """The histogram's span for stored details: robust quantiles of both sides (``robust_range``), never
     the exact real extremes; values beyond fall into the end bins. In the histogram unit (days for dates),
     rounded inwards for integers and dates so each edge keeps at least ``TAIL_ROWS`` real values beyond it."""
-    r, s = robust_range(ctx.con, real, col), robust_range(ctx.con, syn, col)
+    return _span_of(col, kind, robust_range(ctx.con, real, col), robust_range(ctx.con, syn, col))
+
+
+def _span_of(col: Any, kind: str, r: tuple[float, float] | None, s: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The histogram span from both sides' robust ranges (see ``_stored_span``)."""
     if r is None or s is None:
         return None
     lo, hi = min(r[0], s[0]), max(r[1], s[1])

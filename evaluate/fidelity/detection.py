@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
-from threadpoolctl import threadpool_limits
 
 from evaluate.context import EvalContext
 from evaluate.fidelity._common import mean, require_rows, split_columns
@@ -39,6 +37,8 @@ def delong_auc(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     m, n = len(pos), len(neg)
     if m < 2 or n < 2:
         raise ValueError(f"DeLong's variance needs at least 2 rows of each class; got {m} and {n} instead.")
+    from scipy.stats import rankdata  # lazily: scipy.stats takes a second to import, and most runs never get here
+
     tx, ty = rankdata(pos), rankdata(neg)
     tz = rankdata(np.concatenate([pos, neg]))
     auc = float((tz[:m].sum() - m * (m + 1) / 2.0) / (m * n))
@@ -109,6 +109,8 @@ def detect_table(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     import sklearn.ensemble  # noqa: F401  (load the OpenMP runtime before limiting its threads)
     import sklearn.linear_model  # noqa: F401
+
+    from threadpoolctl import threadpool_limits
 
     with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads):
         warnings.filterwarnings("always", category=ConvergenceWarning)

@@ -361,6 +361,53 @@ def contingency_pairs(
     return out
 
 
+def contingency_pairs_arrow(
+    real: pa.Table,
+    synthetic: pa.Table,
+    pairs: list[tuple[Column, Column]],
+    edges: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[tuple[str, str], tuple[float, float | None]]:
+    """``contingency_pairs`` on the typed Arrow tables the loader read: every column is coded once per side
+    (dictionary codes, ``numpy.digitize`` bins) and every table counted with ``numpy.bincount``."""
+    from evaluate.fidelity import arrow_counts as counts
+
+    columns = list({c.name: c for p in pairs for c in p}.values())
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    sizes: dict[str, int] = {}
+    for col in columns:
+        if SHAPES[col.type] == "continuous":
+            e_r, e_s = edges[col.name]
+            coded[col.name] = (counts.pair_codes(col, real.column(col.name), e_r, None, 0),
+                               counts.pair_codes(col, synthetic.column(col.name), e_s, None, 1))
+            sizes[col.name] = len(e_r) + 1
+        else:
+            codes = counts.discrete_codes(col, real.column(col.name), synthetic.column(col.name))
+            coded[col.name] = (codes.real + 1, codes.synthetic + 1)
+            sizes[col.name] = 3 if col.type == "boolean" else codes.size + 1
+    out: dict[tuple[str, str], tuple[float, float | None]] = {}
+    for group in _memory_groups(plan_bundles(pairs, sizes), sizes):
+        tables: list[dict[tuple[str, str], np.ndarray | _Sparse]] = []
+        for side in (0, 1):
+            found: dict[tuple[str, str], np.ndarray | _Sparse] = {}
+            for cols, bundle_pairs in group:
+                shape = [sizes[c] for c in cols]
+                dense = not (len(cols) == 2 and shape[0] * shape[1] > DENSE_CELLS)
+                counter: _Bundle | _Sparse = _Bundle(shape) if dense else _Sparse(shape[0], shape[1])
+                for start in range(0, len(coded[cols[0]][side]), BATCH_ROWS):
+                    counter.add([coded[c][side][start:start + BATCH_ROWS] for c in cols])
+                for j, pair in enumerate(bundle_pairs, start=1):
+                    found[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
+            tables.append(found)
+        for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
+            tr, ts = tables[0][key], tables[1][key]
+            if isinstance(tr, _Sparse) and isinstance(ts, _Sparse):
+                out[key] = similarity_from_sparse(tr, ts)
+            else:
+                assert isinstance(tr, np.ndarray) and isinstance(ts, np.ndarray)
+                out[key] = similarity_from_tables(tr, ts)
+    return out
+
+
 def _memory_groups(
     plan: list[tuple[list[str], list[tuple[str, str]]]], sizes: dict[str, int], *, cells: int = GROUP_CELLS
 ) -> list[list[tuple[list[str], list[tuple[str, str]]]]]:
@@ -390,8 +437,12 @@ def pair_trends_table(
     *,
     correlation_threshold: float = 0.5,
     association_threshold: float = 0.3,
+    arrow: tuple[pa.Table, pa.Table] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Skipped]]:
-    """Every pair of ``columns`` of one table: one details row per scored pair, and skipped pairs."""
+    """Every pair of ``columns`` of one table: one details row per scored pair, and skipped pairs.
+
+    ``arrow``: the typed Arrow tables of both sides, when the loader read them from typed Parquet; the
+    contingency tables are then counted on their codes (``contingency_pairs_arrow``), with the same result."""
     n_real, st_r = _side_stats(con, real, columns)
     n_syn, st_s = _side_stats(con, synthetic, columns)
     skipped: list[Skipped] = []
@@ -437,7 +488,10 @@ def pair_trends_table(
 
     rows: list[dict[str, Any]] = []
     if cont_pairs:
-        results = contingency_pairs(con, real, synthetic, cont_pairs, edges)
+        if arrow is not None:
+            results = contingency_pairs_arrow(arrow[0], arrow[1], cont_pairs, edges)
+        else:
+            results = contingency_pairs(con, real, synthetic, cont_pairs, edges)
         for a, b in cont_pairs:
             tvd, assoc = results[(a.name, b.name)]
             contributes = True if association_threshold <= 0 else (assoc is not None and assoc > association_threshold)
@@ -525,6 +579,11 @@ def _spearman(
     return [None if (v := out[i]) is None or not math.isfinite(v) else max(-1.0, min(1.0, float(v))) for i in range(len(pairs))]
 
 
+def _both_arrow(ctx: EvalContext, table: str) -> tuple[pa.Table, pa.Table] | None:
+    real, synthetic = ctx.train.arrow.get(table), ctx.synthetic.arrow.get(table)
+    return None if real is None or synthetic is None else (real, synthetic)
+
+
 def _finite(stat: tuple[int, float | None, float | None, float | None]) -> bool:
     nn, lo, hi, _ = stat
     return nn == 0 or (lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi))
@@ -573,6 +632,7 @@ def column_pair_trends(ctx: EvalContext) -> list[MetricResult]:
             list(split.scored),
             correlation_threshold=corr_t,
             association_threshold=assoc_t,
+            arrow=_both_arrow(ctx, tname),
         )
         rows.extend(t_rows)
         skipped.extend(t_skipped)

@@ -1,0 +1,167 @@
+"""The Arrow path (typed Parquet read once, counted on integer codes) gives what the SQL path gives.
+
+The loader reads typed Parquet straight into Arrow (no staging copy, no cast); the column shapes and the
+pair trends then count dictionary codes with numpy. Both must equal the SQL path on the same data: the
+validation report, the tables' rows, and every metric value and detail.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import synth.load as load
+from data_schemas.model import Schema
+from evaluate.context import load_context
+from evaluate.fidelity.columns import column_shapes
+from evaluate.fidelity.pairs import column_pair_trends
+
+SCHEMA = Schema.model_validate({
+    "name": "arrow_path",
+    "patient": {"table": "claims", "column": "claim_id"},
+    "tables": {"claims": {
+        "primary_key": "claim_id",
+        "columns": {
+            "claim_id": {"type": "id", "privacy": "direct_identifier"},
+            "day": {"type": "datetime", "unit": "date"},
+            "stamp": {"type": "datetime"},
+            "cost": {"type": "numerical"},
+            "stay": {"type": "numerical", "integer": True},
+            "kind": {"type": "categorical"},
+            "code": {"type": "code", "pattern": "^[A-Z][0-9]{2}$"},
+            "urgent": {"type": "boolean"},
+        },
+        "rules": [{"name": "stay_not_negative", "check": "stay >= 0"}],
+    }},
+})
+
+
+def _frame(n: int, seed: int, shift: float) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    cost = np.round(np.exp(rng.normal(7 + shift, 1.0, n)), 2)
+    cost[rng.random(n) < 0.05] = np.nan
+    stay = rng.poisson(3 + shift, n).astype(np.int64)
+    kinds = np.array(["in", "out", "er", "day"])[rng.integers(0, 4 if shift == 0 else 3, n)]
+    codes = np.array([f"{c}{i:02d}" for c in "ABCDE" for i in range(40)])[np.minimum(rng.geometric(0.03, n), 199)]
+    if shift:
+        codes[:7] = "Z99"  # a code the real side never has
+    days = (dt.date(2020, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 700, n))
+    stamps = np.datetime64("2020-01-01T00:00:00") + rng.integers(0, 10**8, n).astype("timedelta64[s]")
+    null = rng.random(n) < 0.1
+    return pa.table({
+        "claim_id": [f"c{seed}-{i}" for i in range(n)],
+        "day": pa.array(list(days), pa.date32()),
+        "stamp": pa.array(stamps.astype("datetime64[ns]"), pa.timestamp("ns")),
+        "cost": pa.array(cost, pa.float64()),
+        "stay": pa.array(stay, pa.int32(), mask=rng.random(n) < 0.03),
+        "kind": pa.array(kinds, mask=null),
+        "code": pa.array(codes, mask=rng.random(n) < 0.2),
+        "urgent": pa.array(rng.random(n) < 0.2 + shift / 10, mask=rng.random(n) < 0.05),
+    })
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("arrow_path")
+    for name, seed, shift in (("real", 1, 0.0), ("synthetic", 2, 0.4)):
+        (root / name).mkdir()
+        table = _frame(3000, seed, shift)
+        pq.write_table(table.slice(0, 1800), root / name / "claims.parquet", row_group_size=500)
+    # a second file of the synthetic side, written as a lake engine writes it: a folder of part files
+    part_dir = root / "synthetic_parts" / "claims.parquet"
+    part_dir.mkdir(parents=True)
+    syn = _frame(3000, 2, 0.4)
+    pq.write_table(syn.slice(0, 900), part_dir / "part-00000.parquet")
+    pq.write_table(syn.slice(900, 900), part_dir / "part-00001.parquet")
+    (part_dir / "_SUCCESS").write_text("")
+    return root / "real", root / "synthetic"
+
+
+def _results(ctx: Any) -> list[Any]:
+    return [*column_shapes(ctx), *column_pair_trends(ctx)]
+
+
+def _assert_same(fast: list[Any], slow: list[Any]) -> None:
+    assert [r.name for r in fast] == [r.name for r in slow]
+    for a, b in zip(fast, slow):
+        assert (a.value is None) == (b.value is None), a.name
+        if a.value is not None:
+            assert a.value == pytest.approx(b.value, abs=1e-9), a.name
+        assert len(a.details) == len(b.details)
+        for da, db in zip(a.details, b.details):
+            assert da.keys() == db.keys()
+            for key in da:
+                if isinstance(da[key], float):
+                    assert da[key] == pytest.approx(db[key], abs=1e-9), (a.name, key)
+                else:
+                    assert da[key] == db[key], (a.name, key, da.get("column"))
+        assert a.skipped == b.skipped and a.notes == b.notes
+
+
+def test_arrow_path_equals_sql_path(folders: tuple[Path, Path]) -> None:
+    real, synthetic = folders
+    ctx = load_context(SCHEMA, real, synthetic)
+    assert set(ctx.train.arrow) == set(ctx.synthetic.arrow) == {"claims"}  # the fast path was taken
+    fast = _results(ctx)
+    ctx.train.arrow.clear()
+    ctx.synthetic.arrow.clear()
+    slow = _results(ctx)
+    _assert_same(fast, slow)
+    shapes = {d["column"]: d for d in fast[0].details}
+    assert shapes["code"]["frequencies"]["categories"][:1] and 0 < fast[0].value < 1
+
+
+def test_parquet_part_folder_is_one_table(folders: tuple[Path, Path]) -> None:
+    real, _ = folders
+    parts = real.parent / "synthetic_parts"
+    ctx = load_context(SCHEMA, real, parts)
+    assert ctx.reports["synthetic"].files["claims"] == ["claims.parquet/part-00000.parquet", "claims.parquet/part-00001.parquet"]
+    assert ctx.synthetic.num_rows("claims") == 1800
+    whole = load_context(SCHEMA, real, real.parent / "synthetic")
+    _assert_same(_results(ctx), _results(whole))
+
+
+def test_typed_read_reports_what_the_staged_read_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad values (a code off its pattern, a duplicate key, a broken rule) are found and sampled alike."""
+    table = _frame(400, 3, 0.0)
+    codes = table.column("code").to_pylist()
+    codes[5] = "bad"
+    ids = table.column("claim_id").to_pylist()
+    ids[9] = ids[8]
+    stay = table.column("stay").to_pylist()
+    stay[11] = -4
+    table = table.set_column(6, "code", pa.array(codes)).set_column(0, "claim_id", pa.array(ids))
+    table = table.set_column(4, "stay", pa.array(stay, pa.int32()))
+    (tmp_path / "d").mkdir()
+    pq.write_table(table, tmp_path / "d" / "claims.parquet")
+    fast_ds, fast = load.read_dataset(SCHEMA, tmp_path / "d")
+    assert "claims" in fast_ds.arrow
+    monkeypatch.setattr(load, "_typed_parquet", lambda *a, **k: None)
+    slow_ds, slow = load.read_dataset(SCHEMA, tmp_path / "d")
+    assert not slow_ds.arrow
+    assert fast.to_dict() == slow.to_dict()
+    assert {p.kind for p in fast.problems} == {"bad_code", "duplicate_key", "rule_violation"}
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in SCHEMA.tables["claims"].columns)  # NaN == NaN as text
+    q = f"SELECT {cols}, typeof(cost), typeof(stay), typeof(stamp) FROM {{}} ORDER BY claim_id, day, stamp"
+    assert fast_ds.con.execute(q.format(fast_ds.sql_name("claims"))).fetchall() == \
+        slow_ds.con.execute(q.format(slow_ds.sql_name("claims"))).fetchall()
+
+
+def test_text_needing_trim_takes_the_staged_path(tmp_path: Path) -> None:
+    """' in ' and '' are read as 'in' and missing by the staged path, so such files are not read typed."""
+    table = _frame(50, 4, 0.0)
+    kinds = table.column("kind").to_pylist()
+    kinds[0], kinds[1] = " in ", ""
+    table = table.set_column(5, "kind", pa.array(kinds))
+    (tmp_path / "d").mkdir()
+    pq.write_table(table, tmp_path / "d" / "claims.parquet")
+    dataset, report = load.read_dataset(SCHEMA, tmp_path / "d")
+    assert report.ok and not dataset.arrow
+    counts = dataset.con.execute(f"SELECT count(*) FILTER (WHERE kind = ''), count(*) FILTER (WHERE kind = ' in ') "
+                                 f"FROM {dataset.sql_name('claims')}").fetchall()
+    assert counts == [(0, 0)]
