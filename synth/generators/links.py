@@ -167,16 +167,20 @@ def fit_links(schema: Schema, frames: dict[str, pd.DataFrame]) -> LinkModel:
 
 
 def patient_keys(schema: Schema, frames: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
-    """Patient surrogate key of every row of every patient-side table, following tree links up."""
+    """Patient surrogate key of every row of every patient-side table, following tree links up.
+
+    A table's own patient column is read only when it is the tree link (or there is none): a deep table's
+    patient column (``diagnoses_icd.subject_id`` under ``admissions``) is a secondary key, empty until
+    filled, and the row's patient is the one its parent names."""
     out: dict[str, np.ndarray] = {}
     for name in schema.topological_order():
         if schema.tables[name].reference or name not in frames:
             continue
         col = schema.patient_column_of(name)
-        if col is not None and col in frames[name]:
+        path = schema.path_to_patient(name)
+        if col is not None and col in frames[name] and (not path or path[0][1] == col):
             out[name] = frames[name][col].to_numpy()
             continue
-        path = schema.path_to_patient(name)
         if not path:
             continue
         keys = frames[name][path[0][1]].to_numpy()

@@ -145,3 +145,45 @@ def test_a_key_never_null_in_training_is_required() -> None:
     train["events"]["note"] = [0.0, 1.0, 2.0, 2.0]
     keys = {(k.table, k.column): k for k in fit_links(SCHEMA, train).keys}
     assert keys[("events", "note")].required  # nullable, but every training event had one
+
+
+DEEP = parse_schema(
+    """
+name: deep
+patient: {table: people, column: pid}
+tables:
+  people:
+    primary_key: pid
+    columns:
+      pid: {type: id, nullable: false}
+  visits:
+    primary_key: vid
+    columns:
+      pid: {type: id, references: people.pid, nullable: false}
+      vid: {type: id, nullable: false}
+  events:
+    columns:
+      vid: {type: id, references: visits.vid, nullable: false}
+      pid: {type: id, references: people.pid, nullable: false}
+"""
+)
+
+
+def test_a_deep_tables_patient_key_is_its_parents_patient() -> None:
+    """Issue 15: under ``visits`` (its tree link, first), ``events.pid`` is a secondary key, empty after a
+    tree generator samples; it must become the visit's patient, never make every row look orphaned."""
+    def frames(pid: list[float]) -> dict[str, pd.DataFrame]:
+        return {"people": pd.DataFrame({"pid": [0, 1]}),
+                "visits": pd.DataFrame({"pid": [0, 1, 1], "vid": [10, 11, 12]}),
+                "events": pd.DataFrame({"vid": [10, 11, 12, 12], "pid": pid})}
+
+    model = fit_links(DEEP, frames([0.0, 1.0, 1.0, 1.0]))
+    assert [(k.table, k.column, k.required) for k in model.keys] == [("events", "pid", True)]
+    dropped: list[int] = []
+
+    def drop(f: dict[str, pd.DataFrame], table: str, rows: np.ndarray) -> dict[str, pd.DataFrame]:
+        dropped.append(len(rows))
+        return {**f, table: f[table].drop(index=f[table].index[rows]).reset_index(drop=True)}
+
+    out = model.apply(DEEP, frames([np.nan] * 4), np.random.default_rng(0), drop, lambda name, n: None)
+    assert dropped == [] and out["events"]["pid"].tolist() == [0.0, 1.0, 1.0, 1.0]
