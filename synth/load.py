@@ -295,7 +295,7 @@ def read_dataset(
                      if p.is_file() and p not in used and _is_data_file(p) and p.name not in named)
     if ignored:
         report.notes.append(f"files matching no table were ignored: {', '.join(ignored)}")
-    _check(con, namespace, schema, report)
+    _check(con, namespace, schema, report, arrow)
     dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files, arrow=arrow)
     return dataset, report
 
@@ -403,11 +403,15 @@ def _numpy_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
 
 
+def _strings(texts: Sequence[str]) -> pa.Array:
+    """An Arrow string array built from its buffers (see ``_numpy_array``)."""
+    encoded = [t.encode() for t in texts]
+    offsets = np.cumsum([0, *(len(b) for b in encoded)]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
 def _one_string(text: str) -> pa.Array:
-    """A one-value Arrow string array, built from its buffers (see ``_numpy_array``)."""
-    data = text.encode()
-    offsets = np.array([0, len(data)], dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return _strings([text])
 
 
 def _needs_trim(column: pa.ChunkedArray) -> bool:
@@ -859,8 +863,13 @@ def _value_checks(col: Column) -> list[tuple[str, str, str]]:
     return checks
 
 
-def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, report: ValidationReport) -> None:
-    """Value, key and rule checks over the typed tables; rows counted into the report."""
+def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, report: ValidationReport,
+           arrow: Mapping[str, pa.Table] | None = None) -> None:
+    """Value, key and rule checks over the typed tables; rows counted into the report.
+
+    Tables held as Arrow (``arrow``) are screened there first: a value check or a single-column key that
+    cannot fail (no null, every dictionary value matches its pattern...) skips its SQL; any that can runs
+    in SQL as for other tables, so the report is the same either way."""
     typed = {t: f"{quote(namespace)}.{quote('__typed_' + t)}" for t in schema.tables}
     # columns a file lacks are NULL there: checking them would only add follow-on noise (all-NULL keys
     # "duplicated", non-nullable columns "empty", rules "broken"), so checks that read them are skipped
@@ -871,9 +880,10 @@ def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, repor
     for table in schema.tables.values():
         rel = typed[table.name]
         report.rows[table.name] = int(con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
+        held = (arrow or {}).get(table.name)
         with interrupt_after(con, f"checking the values and keys of table {table.name}"):
-            _check_values(con, table, rel, report, skip=absent[table.name])
-            if not absent[table.name] & set(table.primary_key):
+            _check_values(con, table, rel, report, skip=absent[table.name], arrow=held)
+            if not absent[table.name] & set(table.primary_key) and not (held is not None and _arrow_unique(held, table)):
                 _check_primary_key(con, table, rel, report)
             _check_foreign_keys(con, table, rel, typed, report, absent=absent)
     for table in schema.tables.values():
@@ -898,10 +908,12 @@ def _reads_absent(schema: Schema, table: Table, rule: Any, absent: dict[str, set
 
 
 def _check_values(
-    con: duckdb.DuckDBPyConnection, table: Table, rel: str, report: ValidationReport, *, skip: set[str] = frozenset()
+    con: duckdb.DuckDBPyConnection, table: Table, rel: str, report: ValidationReport, *, skip: set[str] = frozenset(),
+    arrow: pa.Table | None = None,
 ) -> None:
     checks = [(col, kind, cond, msg) for col in table.columns.values() if col.name not in skip
-              for kind, cond, msg in _value_checks(col)]
+              for kind, cond, msg in _value_checks(col)
+              if arrow is None or _arrow_may_fail(col, kind, arrow.column(col.name))]
     if not checks:
         return
     counts = con.execute(
@@ -910,6 +922,37 @@ def _check_values(
     for (col, kind, cond, msg), n in zip(checks, counts or ()):
         if n:
             _add_with_samples(con, report, rel, cond, kind, f"{n} {msg}", table.name, col.name, int(n), quote(col.name))
+
+
+def _arrow_may_fail(col: Column, kind: str, column: pa.ChunkedArray) -> bool:
+    """False when a value check of ``_value_checks`` surely finds nothing in an Arrow column (checked on the
+    dictionary for categories and codes); True when it may, and SQL then counts and samples exactly."""
+    if kind == "null_value":
+        return column.null_count > 0
+    if kind == "out_of_range":
+        present = pc.drop_null(column)
+        if not len(present):
+            return False
+        bounds = pc.min_max(present).as_py()
+        return (col.minimum is not None and bounds["min"] < col.minimum) or (col.maximum is not None and bounds["max"] > col.maximum)
+    if not pa.types.is_dictionary(column.type):
+        return True
+    used = [chunk.dictionary.take(pc.unique(pc.drop_null(chunk.indices))) for chunk in column.chunks]
+    values = pa.chunked_array(used, type=column.type.value_type)
+    if kind == "unknown_category" and col.values is not None:
+        return pc.any(pc.invert(pc.is_in(values, value_set=_strings(col.values)))).as_py() or False
+    if kind == "bad_code" and col.code_pattern is not None:
+        return not (pc.all(pc.match_substring_regex(values, pattern=f"^(?:{col.code_pattern})$")).as_py() in (True, None))
+    return True
+
+
+def _arrow_unique(arrow: pa.Table, table: Table) -> bool:
+    """True when a single-column primary key surely holds no repeated value (a missing one counted as a value,
+    as GROUP BY does); False sends the check to SQL."""
+    if len(table.primary_key) != 1:
+        return False
+    column = arrow.column(table.primary_key[0])
+    return pc.count_distinct(column, mode="all").as_py() == len(column)
 
 
 def _add_with_samples(

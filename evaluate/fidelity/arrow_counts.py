@@ -271,3 +271,81 @@ def pair_codes(column: Column, chunked: pa.ChunkedArray, edges: np.ndarray | Non
         return np.digitize(values, edges).astype(np.int64)
     assert codes is not None
     return (codes.real if side == 0 else codes.synthetic) + 1
+
+
+def numeric(column: Column, chunked: pa.ChunkedArray, *, datetime_unit: str = "s") -> np.ndarray:
+    """``numeric_expr`` of a continuous column as float64, NaN where missing: numbers as they are (NaN read as
+    missing anyway), datetimes as seconds since 1970 (``epoch``) or, with ``datetime_unit="ns"``, as
+    ``CAST(epoch_ns(v) AS DOUBLE)``."""
+    arr = _one(chunked)
+    raw, valid = numpy_values(arr)
+    if pa.types.is_date32(arr.type):
+        days = raw.astype(np.int64)
+        values = (days * 86_400_000_000_000).astype(np.float64) if datetime_unit == "ns" else days.astype(np.float64) * SECONDS_PER_DAY
+    elif pa.types.is_timestamp(arr.type):
+        values = (raw * 1000).astype(np.float64) if datetime_unit == "ns" else raw.astype(np.float64) / 1e6
+    else:
+        values = raw.astype(np.float64)
+    if valid is not None:
+        values = values.copy() if values.base is not None else values
+        values[~valid] = np.nan
+    return values
+
+
+def column_stats(columns: list[Column], table: pa.Table) -> dict[str, ColumnStats]:
+    """``_common.column_stats`` on an Arrow table: rows, present values, min / max of continuous columns."""
+    out = {}
+    for col in columns:
+        chunked = table.column(col.name)
+        if col.type in ("numerical", "datetime"):
+            values = numeric(col, chunked)
+            present = values[~np.isnan(values)]
+            lo, hi = (float(present.min()), float(present.max())) if len(present) else (None, None)
+            out[col.name] = ColumnStats(table.num_rows, len(present), lo, hi)
+        else:
+            out[col.name] = ColumnStats(table.num_rows, non_null(col, chunked))
+    return out
+
+
+def side_stats(columns: list[Column], table: pa.Table) -> tuple[int, dict[str, tuple[int, float | None, float | None, float | None]]]:
+    """``pairs._side_stats`` on an Arrow table: rows, and per column (present, min, max in ns for datetimes,
+    mean in the correlation unit)."""
+    out: dict[str, tuple[int, float | None, float | None, float | None]] = {}
+    for col in columns:
+        chunked = table.column(col.name)
+        if col.type in ("numerical", "datetime"):
+            ns = numeric(col, chunked, datetime_unit="ns")
+            keep = ~np.isnan(ns)
+            if not keep.any():
+                out[col.name] = (0, None, None, None)
+                continue
+            seconds = numeric(col, chunked)[keep]
+            out[col.name] = (int(keep.sum()), float(ns[keep].min()), float(ns[keep].max()), float(seconds.mean()))
+        else:
+            out[col.name] = (non_null(col, chunked), None, None, None)
+    return table.num_rows, out
+
+
+def pearson(table: pa.Table, pairs: list[tuple[Column, Column]]) -> list[float | None]:
+    """``pairs._pearson`` on an Arrow table: Pearson's r of each pair on the rows where both are present,
+    from sums of values centred on their complete-row means; None where r is undefined."""
+    cache: dict[str, np.ndarray] = {}
+    out: list[float | None] = []
+    for a, b in pairs:
+        for c in (a, b):
+            if c.name not in cache:
+                cache[c.name] = numeric(c, table.column(c.name))
+        x, y = cache[a.name], cache[b.name]
+        keep = ~(np.isnan(x) | np.isnan(y))
+        if not keep.all():
+            x, y = x[keep], y[keep]
+        if len(x) < 2:
+            out.append(None)
+            continue
+        dx, dy = x - x.mean(), y - y.mean()
+        vxx, vyy, cxy = float(dx @ dx), float(dy @ dy), float(dx @ dy)
+        if not (vxx > 0 and vyy > 0) or not all(math.isfinite(v) for v in (vxx, vyy, cxy)):
+            out.append(None)
+            continue
+        out.append(max(-1.0, min(1.0, cxy / math.sqrt(vxx * vyy))))
+    return out

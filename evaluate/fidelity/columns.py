@@ -96,9 +96,13 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
         if not split.scored:
             continue
         real, syn = ctx.train.sql_name(tname), ctx.synthetic.sql_name(tname)
-        stats_r, stats_s = _stats(ctx, tname, list(split.scored))
         arrow_r, arrow_s = ctx.train.arrow.get(tname), ctx.synthetic.arrow.get(tname)
         fast = arrow_r is not None and arrow_s is not None  # both sides read from typed Parquet: count codes
+        if fast:
+            assert arrow_r is not None and arrow_s is not None
+            stats_r, stats_s = counts.column_stats(list(split.scored), arrow_r), counts.column_stats(list(split.scored), arrow_s)
+        else:
+            stats_r, stats_s = _stats(ctx, tname, list(split.scored))
         for col in split.scored:
             kind = kind_of(col)
             continuous = SHAPES[col.type] == "continuous"

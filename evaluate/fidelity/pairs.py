@@ -443,8 +443,14 @@ def pair_trends_table(
 
     ``arrow``: the typed Arrow tables of both sides, when the loader read them from typed Parquet; the
     contingency tables are then counted on their codes (``contingency_pairs_arrow``), with the same result."""
-    n_real, st_r = _side_stats(con, real, columns)
-    n_syn, st_s = _side_stats(con, synthetic, columns)
+    if arrow is not None:
+        from evaluate.fidelity import arrow_counts as counts
+
+        n_real, st_r = counts.side_stats(columns, arrow[0])
+        n_syn, st_s = counts.side_stats(columns, arrow[1])
+    else:
+        n_real, st_r = _side_stats(con, real, columns)
+        n_syn, st_s = _side_stats(con, synthetic, columns)
     skipped: list[Skipped] = []
     usable = []
     for col in columns:
@@ -510,8 +516,11 @@ def pair_trends_table(
             )
     nullable_r = {c.name for c in usable if st_r[c.name][0] < n_real}
     nullable_s = {c.name for c in usable if st_s[c.name][0] < n_syn}
-    r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
-    r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)
+    if arrow is not None:
+        r_real, r_syn = counts.pearson(arrow[0], corr_pairs), counts.pearson(arrow[1], corr_pairs)
+    else:
+        r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
+        r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)
     for (a, b), rr, rs in zip(corr_pairs, r_real, r_syn):
         if rr is None or rs is None:
             side = "real" if rr is None else "synthetic"

@@ -32,7 +32,7 @@ SCHEMA = Schema.model_validate({
             "stamp": {"type": "datetime"},
             "cost": {"type": "numerical"},
             "stay": {"type": "numerical", "integer": True},
-            "kind": {"type": "categorical"},
+            "kind": {"type": "categorical", "values": ["in", "out", "er", "day"]},
             "code": {"type": "code", "pattern": "^[A-Z][0-9]{2}$"},
             "urgent": {"type": "boolean"},
         },
@@ -135,8 +135,10 @@ def test_typed_read_reports_what_the_staged_read_reports(tmp_path: Path, monkeyp
     ids[9] = ids[8]
     stay = table.column("stay").to_pylist()
     stay[11] = -4
+    kinds = table.column("kind").to_pylist()
+    kinds[13] = "zz"
     table = table.set_column(6, "code", pa.array(codes)).set_column(0, "claim_id", pa.array(ids))
-    table = table.set_column(4, "stay", pa.array(stay, pa.int32()))
+    table = table.set_column(4, "stay", pa.array(stay, pa.int32())).set_column(5, "kind", pa.array(kinds))
     (tmp_path / "d").mkdir()
     pq.write_table(table, tmp_path / "d" / "claims.parquet")
     fast_ds, fast = load.read_dataset(SCHEMA, tmp_path / "d")
@@ -145,7 +147,7 @@ def test_typed_read_reports_what_the_staged_read_reports(tmp_path: Path, monkeyp
     slow_ds, slow = load.read_dataset(SCHEMA, tmp_path / "d")
     assert not slow_ds.arrow
     assert fast.to_dict() == slow.to_dict()
-    assert {p.kind for p in fast.problems} == {"bad_code", "duplicate_key", "rule_violation"}
+    assert {p.kind for p in fast.problems} == {"bad_code", "duplicate_key", "rule_violation", "unknown_category"}
     cols = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in SCHEMA.tables["claims"].columns)  # NaN == NaN as text
     q = f"SELECT {cols}, typeof(cost), typeof(stay), typeof(stamp) FROM {{}} ORDER BY claim_id, day, stamp"
     assert fast_ds.con.execute(q.format(fast_ds.sql_name("claims"))).fetchall() == \
