@@ -53,6 +53,7 @@ def load_context(
     *,
     options: EvalOptions | None = None,
     strict_synthetic: bool = False,
+    engine: str = "duckdb",
 ) -> EvalContext:
     """Read and validate the folders into one connection; raise DataValidationError on any problem.
 
@@ -61,7 +62,9 @@ def load_context(
     ``fidelity.referential_integrity``...), so they do not stop the evaluation unless ``strict_synthetic``;
     structural problems (missing tables or columns, unreadable files, values that do not parse) always do.
     """
-    con = connect()
+    from synth.engine import connection
+
+    con = connect() if engine == "duckdb" else connection(engine)
     datasets: dict[str, Dataset] = {}
     reports: dict[str, ValidationReport] = {}
     for ns, folder in (("train", train_dir), ("synthetic", synthetic_dir), ("holdout", holdout_dir)):

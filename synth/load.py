@@ -28,10 +28,13 @@ import pyarrow.parquet as pq
 from data_schemas.io import file_pattern_problem
 from data_schemas.model import Column, Schema, Table
 from data_schemas.rules import quote, violations_sql
+from synth.engine import is_spark
 from synth.errors import CheckTimeoutError, DataValidationError
 from synth.validation import Problem, ValidationReport
 
 SAMPLES = 5
+TABLE_PREFIX = "table:"
+"""``--data table:<prefix>`` (Spark engine): the schema's tables are the catalog tables ``<prefix><table>``."""
 STREAM_ROWS = 500_000
 _TEXT_TYPES = ("VARCHAR",)
 CHECK_TIMEOUT_ENV = "SYNTHMED_CHECK_TIMEOUT"  # seconds one check (a rule, a key) may run; default 1800
@@ -144,6 +147,12 @@ class Dataset:
         paths: dict[str, Path] = {}
         for table in self.schema.tables:
             path = out_dir / f"{table}.parquet"
+            if is_spark(self.con):  # written by the executors: a folder of part files, read back as one table
+                from synth.engine.spark import write_parquet_folder
+
+                write_parquet_folder(self.con, self.namespace, table, list(self.schema.tables[table].columns), path)
+                paths[table] = path
+                continue
             write_parquet(self.con.sql(f"SELECT * FROM {self.sql_name(table)}"), path)
             paths[table] = path
         return paths
@@ -277,8 +286,14 @@ def read_dataset(
     schema; their rows stream into ``con`` (which needs no file access at all), where the checks and
     the schema's rules run.
     """
-    data_dir = Path(data_dir)
     con = con or connect()
+    if is_spark(con) and str(data_dir).startswith(TABLE_PREFIX):  # tables of the Spark catalog, not files
+        report = ValidationReport(schema=schema.name, source=str(data_dir))
+        _create_namespace(con, namespace)
+        read_tables_spark(con, schema, str(data_dir)[len(TABLE_PREFIX):], namespace, report)
+        _check(con, namespace, schema, report)
+        return Dataset(schema, con, namespace, str(data_dir), files=report.files), report
+    data_dir = Path(data_dir)
     report = ValidationReport(schema=schema.name, source=str(data_dir))
     _create_namespace(con, namespace)
     if not data_dir.is_dir():
@@ -316,6 +331,10 @@ def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path,
             else:
                 report.notes.append(f"optional table {table.name} has no file; treated as empty")
             _create_empty(con, namespace, table)
+            continue
+        if is_spark(con):  # the same staging, typing and checks, run on Spark
+            staged = [s for i, f in enumerate(files) if (s := _stage_spark(con, namespace, table, f, i, report, data_dir))]
+            _type_table(con, namespace, table, staged, report)
             continue
         arrow = _typed_parquet(table, files, data_dir) if all(f.name.endswith(".parquet") for f in files) else None
         if arrow is not None:  # typed Parquet: read once, dictionary-encoded, no staging copy and no cast
@@ -580,11 +599,84 @@ def _stage_file(
     return staged
 
 
+def _stage_spark(con: Any, namespace: str, table: Table, path: Path, index: int, report: ValidationReport,
+                 data_dir: Path) -> _Staged | None:
+    """``_stage_file`` on Spark: the file read by the executors into a temporary view with ``rowid``, CSV
+    with the dialect ``_csv_dialect`` fixes; malformed CSV lines are left out and counted in one problem."""
+    from synth.engine.spark import stage_file
+    from synth.engine.transpile import view_name
+
+    raw_name = f"__raw_{table.name}_{index}"
+    label = str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else path.name
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        report.add(Problem("unreadable_file", f"cannot read the file: {exc}", table=table.name, file=label))
+        return None
+    if size == 0:
+        report.add(Problem("empty_file", "the file is empty (0 bytes): expected a header row", table=table.name, file=label))
+        return None
+    header = dialect = None
+    if not path.name.endswith(".parquet"):
+        try:
+            dialect, header = _csv_dialect(path, table)
+        except (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError) as exc:
+            report.add(Problem("unreadable_file", f"cannot be read as {_kind(path)}: {_first_line(exc)}{_encoding_hint(exc, table)}",
+                               table=table.name, file=label))
+            return None
+        header = _unique_names(header)
+    try:
+        types, bad = stage_file(con, path, header, dialect, view_name(namespace, raw_name))
+    except duckdb.Error as exc:
+        report.add(Problem("unreadable_file", f"cannot be read as {_kind(path)}: {_first_line(exc)}", table=table.name, file=label))
+        return None
+    if bad:
+        report.add(Problem("bad_line", f"{bad} line(s) could not be parsed with the file's dialect (wrong number of fields or "
+                                       "quoting); not read", table=table.name, file=label, count=bad))
+    staged = _Staged(f"{quote(namespace)}.{quote(raw_name)}", label, types)
+    if header is not None:
+        _check_duplicate_header(table, header, label, report)
+        _report_nul_bytes(con, table, staged, report)
+    _check_header(table, staged, report)
+    return staged
+
+
+def read_tables_spark(con: Any, schema: Schema, prefix: str, namespace: str, report: ValidationReport) -> None:
+    """Stage the catalog tables ``<prefix><table>`` (Hive, Delta...) on Spark and type them."""
+    from synth.engine.spark import stage_table
+    from synth.engine.transpile import view_name
+
+    for table in schema.tables.values():
+        qualified = f"{prefix}{table.name}"
+        raw_name = f"__raw_{table.name}_0"
+        try:
+            types = stage_table(con, qualified, view_name(namespace, raw_name))
+        except Exception as exc:  # noqa: BLE001 - Spark raises several unrelated classes for a missing table
+            if table.required:
+                report.add(Problem("missing_table", f"cannot read the table {qualified}: {_first_line(exc)}", table=table.name))
+            else:
+                report.notes.append(f"optional table {table.name} has no table {qualified}; treated as empty")
+            _create_empty(con, namespace, table)
+            continue
+        report.files[table.name] = [qualified]
+        staged = _Staged(f"{quote(namespace)}.{quote(raw_name)}", qualified, types)
+        _check_header(table, staged, report)
+        _type_table(con, namespace, table, [staged], report)
+
+
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 HEADER_BYTES = 1 << 20
 
 
 def _csv_options(path: Path, table: Table) -> tuple[str, list[str]]:
+    """DuckDB's read_csv options for ``_csv_dialect``'s dialect, and the header's fields."""
+    dialect, header = _csv_dialect(path, table)
+    options = (f"delim = {repr_sql(dialect['delimiter'])}, quote = {repr_sql(dialect['quote'])}, "
+               f"escape = {repr_sql(dialect['escape'])}, encoding = '{dialect['encoding']}'")
+    return options, header
+
+
+def _csv_dialect(path: Path, table: Table) -> tuple[dict[str, str], list[str]]:
     """read_csv options fixing the dialect, and the header's fields exactly as written.
 
     The schema's ``csv:`` settings win; otherwise the delimiter is the one that splits the header line
@@ -613,9 +705,8 @@ def _csv_options(path: Path, table: Table) -> tuple[str, list[str]]:
     else:
         delim = max(CANDIDATE_DELIMITERS,
                     key=lambda d: (sum(f.strip().lower() in wanted for f in fields(d)), len(fields(d)), d == ","))
-    options = (f"delim = {repr_sql(delim)}, quote = {repr_sql(quote_char)}, escape = {repr_sql(escape)}, "
-               f"encoding = '{encoding}'")
-    return options, fields(delim) if len(delim) == 1 else line.split(delim)
+    dialect = {"delimiter": delim, "quote": quote_char, "escape": escape, "encoding": encoding}
+    return dialect, fields(delim) if len(delim) == 1 else line.split(delim)
 
 
 def _unique_names(header: list[str]) -> list[str]:

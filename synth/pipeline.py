@@ -40,11 +40,16 @@ def is_prepared(folder: Path) -> bool:
 
 
 def read_training_input(
-    schema: Schema, data_dir: str | Path, *, secret: bytes | None = None, split_seed: int = 0, holdout_fraction: float = 0.2
+    schema: Schema, data_dir: str | Path, *, secret: bytes | None = None, split_seed: int = 0, holdout_fraction: float = 0.2,
+    engine: str = "duckdb",
 ) -> TrainingInput:
-    """Train/holdout from a prepared folder, or from a raw folder pseudonymised and split here."""
+    """Train/holdout from a prepared folder, or from a raw folder pseudonymised and split here.
+
+    ``engine="spark"``: read, checked, pseudonymised and split on Spark (see ``synth.engine``)."""
+    from synth.engine import connection
+
     folder = Path(data_dir)
-    con = connect()  # no file access: files are read by the loader's own reader connection
+    con = connect() if engine == "duckdb" else connection(engine)  # DuckDB's reads no file: the loader's reader does
     if is_prepared(folder):
         train, holdout, record = read_prepared(schema, folder, con=con)  # split.json checked against the data
         return TrainingInput(train, holdout, record, prepared=True)
@@ -138,6 +143,7 @@ def release(
     epsilon: float | None = None,
     delta: float | None = None,
     requested_by: str | None = None,
+    engine: str = "duckdb",
 ) -> ReleaseInfo:
     """Fit ``generator`` on the train split, sample ``n_patients``, register.
 
@@ -149,9 +155,14 @@ def release(
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     store.preflight(secret=secret)  # a store that could not register the release fails before the fit, not after
     say(f"reading {data_dir}")
-    data = read_training_input(schema, data_dir, secret=secret)
+    data = read_training_input(schema, data_dir, secret=secret, engine=engine)
+    train = data.train
+    if engine != "duckdb":  # the fit runs in this process, on what the engine bounds (DP) or samples (others)
+        from synth.engine.local import fit_input
+
+        train = fit_input(gen, data.train, seed=seed, progress=say)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")
-    gen.fit(data.train, progress=say)
+    gen.fit(train, progress=say)
     n = n_patients or gen.release_size(data.split.n_train)
     if n is None:
         raise GeneratorError(f"generator {generator!r} has no private estimate of the number of patients: pass --patients N")

@@ -60,12 +60,14 @@ class SplitRecord:
 
 
 def side_sql(key_expr: str, seed: int, holdout_fraction: float) -> str:
-    """SQL boolean: TRUE when the patient key goes to the holdout."""
+    """SQL boolean: TRUE when the patient key goes to the holdout.
+
+    The first 60 bits of the hash are compared with the threshold as 15 lower-case hex digits: for strings
+    of one length, text order is number order, so the same expression runs unchanged on DuckDB and on
+    Spark (which has no unsigned 64-bit integers) and splits every patient alike.
+    """
     threshold = int(holdout_fraction * (1 << _BITS))
-    return (
-        f"(CAST(('0x' || substr(sha256('{int(seed)}:' || CAST({key_expr} AS VARCHAR)), 1, {_HEX})) AS UBIGINT)"
-        f" < {threshold})"
-    )
+    return f"(substr(sha256('{int(seed)}:' || CAST({key_expr} AS VARCHAR)), 1, {_HEX}) < '{threshold:0{_HEX}x}')"
 
 
 def split_patients(

@@ -81,6 +81,11 @@ DeltaOpt = Annotated[
     Optional[float],
     typer.Option("--delta", help="Delta of the (epsilon, delta) guarantee (default 1e-6)."),
 ]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="Where the data-heavy SQL runs: duckdb (this process) or spark (master from "
+                                  "$SYNTHMED_SPARK_MASTER, or spark-submit's; else local). With spark, --data may be table:<prefix>."),
+]
 
 
 def _params(items: list[str] | None) -> dict[str, object]:
@@ -132,8 +137,10 @@ def validate(
     ] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    engine: EngineOpt = "duckdb",
 ) -> None:
     """Check a data folder against a schema and report every problem found."""
+    from synth.engine import connection
     from synth.load import read_dataset
     from synth.release import RELEASE_ID, folder_schema, is_release_folder
 
@@ -151,7 +158,11 @@ def validate(
         sch = folder_schema(data_dir, hint=hint)  # a release's own schema; a --schema must agree with it
     else:
         sch = hint
-    _, report = read_dataset(sch, data_dir)
+    con = connection(engine)
+    try:
+        _, report = read_dataset(sch, data_dir, con=con)
+    finally:
+        con.close()
     if as_json:
         out.print_json(report.to_json())
     else:
@@ -233,8 +244,10 @@ def prepare(
     holdout: Annotated[float, typer.Option(help="Share of patients held out.")] = 0.2,
     date_shift_days: Annotated[int, typer.Option(help="Shift each patient's dates by a keyed offset within +-N days.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Move a non-empty output folder aside (kept, renamed) instead of refusing.")] = False,
+    engine: EngineOpt = "duckdb",
 ) -> None:
     """Validate, pseudonymise direct identifiers and split patients into train and holdout."""
+    from synth.engine import connection
     from synth.load import load_dataset
     from synth.prepare import check_output
     from synth.prepare import prepare as run_prepare
@@ -242,7 +255,7 @@ def prepare(
 
     check_output(output, data_dir if data_dir.is_dir() else None, force=force)  # before any work
     secret = load_secret(secret_file)
-    dataset = load_dataset(load_schema(schema), data_dir)
+    dataset = load_dataset(load_schema(schema), data_dir, con=connection(engine))
     result = run_prepare(dataset, output, secret=secret, seed=seed, holdout_fraction=holdout, date_shift_days=date_shift_days,
                          force=force)
     _print_prepared(result)
@@ -362,6 +375,7 @@ def release(
         typer.Option("--requested-by", help="Who asks for this release (default: the OS user); that identity cannot approve it in the review app."),
     ] = None,
     max_time: MaxTimeOpt = None,
+    engine: EngineOpt = "duckdb",
 ) -> None:
     """Fit on the train split, sample a cohort, and register it as an immutable release."""
     from synth.pipeline import release as run_release
@@ -369,7 +383,7 @@ def release(
     info = run_release(
         load_schema(schema), data_dir, generator=generator, params=_with_max_time(_params(param), max_time), store=_store(store),
         n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
-        progress=_progress(quiet), epsilon=epsilon, delta=delta, requested_by=requested_by,
+        progress=_progress(quiet), epsilon=epsilon, delta=delta, requested_by=requested_by, engine=engine,
     )
     rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
     out.print(f"release {info.release_id}: {rows}")
@@ -517,6 +531,7 @@ def evaluate(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    engine: EngineOpt = "duckdb",
 ) -> None:
     """Score a release (stored in the catalog) or folders from any tool: fidelity, utility, privacy and the policy verdict."""
     from evaluate.context import EvalOptions
@@ -542,7 +557,7 @@ def evaluate(
         outcome = evaluate_release(
             st, release_id, data_dir, secret=_optional_secret(secret_file), options=options, metrics=selected,
             policy=policy, shadow=ShadowBudget(shadow_models, shadow_targets), progress=_metric_progress(quiet or as_json),
-            schema_hint=load_schema(schema) if schema is not None else None, canaries=canaries if audit else 0,
+            schema_hint=load_schema(schema) if schema is not None else None, canaries=canaries if audit else 0, engine=engine,
         )
     else:
         if schema is None or real is None or synthetic is None:
@@ -551,7 +566,7 @@ def evaluate(
         options = EvalOptions(seed=seed or 0, target=target, max_rows=max_rows, params=params)
         outcome = evaluate_folders(
             load_schema(schema), real, synthetic, holdout, options=options, metrics=selected, policy=policy,
-            progress=_metric_progress(quiet or as_json),
+            progress=_metric_progress(quiet or as_json), engine=engine,
         )
     if as_json:
         out.print_json(json.dumps(outcome.to_dict(), default=str))

@@ -88,9 +88,10 @@ def evaluate_folders(
     metrics: list[str] | None = None,
     policy: Policy | str | Path | None = None,
     progress: Progress | None = None,
+    engine: str = "duckdb",
 ) -> EvaluationOutcome:
     """Evaluate synthetic data from any tool against real folders; nothing is stored."""
-    ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options)
+    ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options, engine=engine)
     evaluation = run_metrics(ctx, metrics, progress=progress)
     evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "folders"})
     verdict, fidelity = judge(evaluation, policy)
@@ -107,6 +108,7 @@ def release_context(
     shadow: ShadowBudget = ShadowBudget(),
     schema_hint: Schema | None = None,
     canaries: int = 0,
+    engine: str = "duckdb",
 ) -> tuple[EvalContext, dict[str, Any]]:
     """The evaluation context of a release: its verified files against the split it was fitted on.
 
@@ -138,7 +140,8 @@ def release_context(
     from synth.pipeline import read_training_input  # lazily: it imports the generators
 
     data = read_training_input(
-        schema, data_dir, secret=secret, split_seed=int(public["seed"]), holdout_fraction=float(public["holdout_fraction"])
+        schema, data_dir, secret=secret, split_seed=int(public["seed"]), holdout_fraction=float(public["holdout_fraction"]),
+        engine=engine,
     )
     for side in ("train", "holdout"):
         if getattr(data.split, f"{side}_fingerprint") != split[f"{side}_fingerprint"]:
@@ -185,6 +188,7 @@ def evaluate_release(
     progress: Progress | None = None,
     schema_hint: Schema | None = None,
     canaries: int = 0,
+    engine: str = "duckdb",
 ) -> EvaluationOutcome:
     """Evaluate a release on its own split and store the results in the catalog (one transaction).
 
@@ -194,7 +198,7 @@ def evaluate_release(
     if canaries > 0 and metrics is not None and AUDIT not in metrics:
         metrics = [*metrics, AUDIT]
     ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow,
-                             schema_hint=schema_hint, canaries=canaries)
+                             schema_hint=schema_hint, canaries=canaries, engine=engine)
     try:
         evaluation = run_metrics(ctx, metrics, progress=progress)
         evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "release"})

@@ -190,6 +190,14 @@ class DPMSTGenerator(Generator):
             return None
         return max(1, int(round(root.model.n_estimate)))
 
+    def contribution_caps(self, schema: Schema) -> dict[str, int]:
+        """Rows per patient each table contributes at most (public: the schema and the parameters decide).
+
+        An engine may bound the training data to these caps before the fit (``synth.engine.local``, H17);
+        ``_bounded_rows`` then keeps every row it is given."""
+        self._plan(schema)
+        return {name: node.cap for name, node in self.nodes_.items() if name in schema.tables}
+
     # -- the tree, from the schema only --------------------------------------------------------------
     def _plan(self, schema: Schema) -> None:
         ptable, pcol = schema.patient.table, schema.patient.column
