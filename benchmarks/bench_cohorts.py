@@ -218,7 +218,7 @@ def run_peer(folder: Path, out: Path, minutes: float, timeout: float) -> dict[st
     from data_schemas.io import load_schema_file
 
     if not PEER_PY.exists():
-        return {"error": ".venv-mostly missing (scripts/install --test makes it)"}
+        return {"error": ".venv-mostly missing (scripts/install --bench makes it)"}
     schema = load_schema_file(folder / "schema.yaml")
     subject, sequences = peer_spec(schema)
     n = json.loads((folder / "info.json").read_text())["n_train"]
@@ -296,7 +296,7 @@ def judge_qa(folder: Path, synthetic: Path, timeout: float) -> dict[str, Any]:
     from data_schemas.io import load_schema_file
 
     if not PEER_PY.exists():
-        return {"error": ".venv-mostly missing (scripts/install --test makes it)"}
+        return {"error": ".venv-mostly missing (scripts/install --bench makes it)"}
     schema = load_schema_file(folder / "schema.yaml")
     subject, sequences = peer_spec(schema)
     spec = {"train_dir": str(folder / "train"), "holdout_dir": str(folder / "holdout"), "synthetic_dir": str(synthetic),

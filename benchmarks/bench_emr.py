@@ -55,12 +55,20 @@ SYNTHEA_REFERENCE = ("organizations", "providers", "payers")
 GOALS = {"children_per_parent": 0.8, "event_gaps": 0.7, "rows_low": 0.8, "rows_high": 1.25}
 
 
+STEP_TIMEOUT: float | None = None  # seconds a step may take (--step-timeout); None: no limit
+
+
 def run(args: list[str], *, log: list[dict[str, Any]], step: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """One ``synthmed`` process, timed; a failure stops the dataset with the process's message."""
+    """One ``synthmed`` process, timed; a failure (or a step past --step-timeout) stops the dataset with its message."""
     env = {k: v for k, v in os.environ.items() if k not in ("SYNTHMED_STORE",)}
     env["SYNTHMED_SECRET"] = SECRET
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "synthmed", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "synthmed", *args], cwd=cwd, env=env, capture_output=True,
+                                text=True, timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "rc": None})
+        raise RuntimeError(f"{step} stopped after --step-timeout {STEP_TIMEOUT:.0f} s") from None
     log.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "rc": result.returncode})
     print(f"  {step:<10} {log[-1]['seconds']:7.1f} s  rc {result.returncode}", flush=True)
     if result.returncode != 0:
@@ -273,14 +281,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep the folders here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--step-timeout", type=float, default=None, help="seconds one CLI step may take (default: no limit)")
+    parser.add_argument("--suffix", default="", help="appended to the results' file names (emr_<generator><suffix>)")
     args = parser.parse_args(argv)
+    global STEP_TIMEOUT
+    STEP_TIMEOUT = args.step_timeout
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = sorted(set(names) - set(DATASETS))
     if unknown:
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
     if any(n.startswith("synthea") for n in names) and not SYNTHEA.is_dir():
         parser.error(f"the Synthea exports are not at {SYNTHEA} (../shared/datasets beside the repo)")
-    results = []
+    results: list[dict[str, Any]] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"emr_{args.generator}{args.suffix}"
+
+    def write() -> str:  # after every dataset, so a run stopped midway keeps what it measured
+        stem.with_name(stem.name + ".json").write_text(json.dumps(
+            {"generator": args.generator, "params": args.param, "seed": args.seed, "results": results}, indent=1, default=str))
+        text = markdown(results, args)
+        stem.with_name(stem.name + ".md").write_text(text)
+        return text
+
     with tempfile.TemporaryDirectory(prefix="bench-emr-") as tmp:
         work = args.work or Path(tmp)
         for name in names:
@@ -289,13 +311,8 @@ def main(argv: list[str] | None = None) -> None:
             except RuntimeError as exc:
                 print(f"  {exc}", flush=True)
                 results.append({"dataset": name, "error": str(exc)})
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"emr_{args.generator}"
-    stem.with_suffix(".json").write_text(json.dumps({"generator": args.generator, "params": args.param, "seed": args.seed,
-                                                     "results": results}, indent=1, default=str))
-    text = markdown(results, args)
-    stem.with_suffix(".md").write_text(text)
-    print(text)
+            write()
+    print(write())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The peer: MOSTLY AI's open engine (``mostlyai-engine``, TabularARGN) fitted and sampled as its users call it.
 
-Runs in its own environment (``.venv-mostly``, made by ``scripts/install --test``: the engine pins a torch
+Runs in its own environment (``.venv-mostly``, made by ``scripts/install --bench``: the engine pins a torch
 build of its own). One flat model for the subject (patient) table, then one two-table sequential model
 per event table with the patient table as context, the engine's documented multi-table recipe. The
 training time cap is split evenly over the models. Reads ``SPEC`` (JSON, written by

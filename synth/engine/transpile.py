@@ -50,6 +50,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             return exp.Anonymous(this="MAKE_DT_INTERVAL", expressions=[args[0]])
         if name == "quantile_cont" and len(args) == 2:
             return exp.Anonymous(this="PERCENTILE", expressions=args)
+    if isinstance(node, exp.CTE) and node.args.get("materialized"):
+        node.set("materialized", None)  # a hint to DuckDB's planner; Spark has no such clause
+        return node
     if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
         return exp.RegexpLike(this=node.this, expression=exp.Literal.string(f"^(?:{node.expression.this})$"))
     if isinstance(node, exp.ToDays):
