@@ -1,6 +1,6 @@
 """Privacy evaluator benchmark: whole processes as users run them, against scikit-learn and Anonymeter.
 
-    flock /tmp/synthmed-heavy.lock .venv/bin/python benchmarks/bench_privacy.py             # 100k rows a side
+    flock /tmp/synthmed-heavy.lock .venv/bin/python benchmarks/bench_privacy.py --out benchmarks/results/privacy_speed.json
     .venv/bin/python benchmarks/bench_privacy.py --rows 20000 --skip-sklearn                # a quicker look
 
 Data: the 16-column claims table of real DE-SynPUF inpatient claims joined to beneficiaries
@@ -20,7 +20,9 @@ the work:
    1.x, 500 attacks each; it runs from ``.venv-anonymeter``, as anonymeter pins numpy < 1.27).
 
 Both ratios are printed: whole process, and in-process (the work alone: the peers print their own timers;
-ours is ``run_metrics`` timed in a child process after its imports and the loading of the data).
+ours is ``run_metrics`` timed in a child process after its imports and the loading of the data). With
+``--repeat N`` every contender runs N times and the median wall time counts (the machine is shared);
+``--out`` writes the figures, results and the peers' own output as JSON.
 
 ``agreement_check`` (used by ``tests/integration/test_privacy_calibration.py``) compares our three
 Anonymeter-style risks with Anonymeter's on the simulated demo population, on the same frames.
@@ -340,49 +342,84 @@ def _peer_seconds(stdout: str) -> float:
     return sum(float(part.split("=")[1]) for line in stdout.splitlines() for part in line.split() if part.startswith("seconds="))
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time (a shared machine's load moves single timings)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
+def _note(result: dict[str, Any], word: str) -> str:
+    return next((n for n in result.get("notes", []) if word in n), "")
+
+
+def compare(label: str, metrics: str, peer_cmd: list[str] | None, *, ours_dir: Path, schema: Path, rows: int,
+            repeat: int, target: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Our whole process (median of ``repeat``), our in-process work, and the peer's whole process and work."""
+    mine = _median_run([timed(synthmed_cmd(metrics, ours_dir, schema, rows), cwd=REPO) for _ in range(repeat)])
+    inner = _median_run([in_process(metrics, ours_dir, schema, rows) for _ in range(repeat)])
+    results = {r["name"]: r for r in json.loads(mine["stdout"])["results"]}
+    row: dict[str, Any] = {
+        "label": label, "metrics": metrics, "rows": rows, "repeat": repeat,
+        "ours": {"seconds": mine["seconds"], "peak_rss_mb": mine["peak_rss_mb"], "work_seconds": inner["seconds"],
+                 "load_seconds": inner["load_seconds"],
+                 "results": {n: {"value": r["value"], "ci": r["ci"]} for n, r in results.items()}},
+    }
+    print(f"synthmed evaluate --metrics {metrics}: {mine['seconds']:.1f} s whole process (work {inner['seconds']:.1f} s, "
+          f"reading {inner['load_seconds']:.1f} s; median of {repeat}), peak {mine['peak_rss_mb']:.0f} MB", flush=True)
+    for name, r in results.items():
+        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        print(f"  {name} {r['value'] if r['value'] is None else round(r['value'], 4)}{ci}")
+    search = _note(results.get("privacy.dcr.share_closer_to_train", {}), "nearest neighbours")
+    if search:
+        print(f"  {search}")
+    if peer_cmd is None:
+        return row
+    peer = _median_run([timed(peer_cmd, env=env) for _ in range(repeat)])
+    peer_work = _peer_seconds(peer["stdout"])
+    whole, in_proc = peer["seconds"] / mine["seconds"], peer_work / inner["seconds"]
+    row["peer"] = {"command": f"{Path(peer_cmd[1]).name} DIR",
+                   "seconds": peer["seconds"], "peak_rss_mb": peer["peak_rss_mb"], "work_seconds": peer_work,
+                   "stdout": peer["stdout"].strip()}
+    row["speedup_whole_process"], row["speedup_in_process"], row["target"] = whole, in_proc, target
+    print(f"{Path(peer_cmd[1]).name}: {peer['seconds']:.1f} s whole process (work {peer_work:.1f} s), "
+          f"peak {peer['peak_rss_mb']:.0f} MB")
+    print("  " + peer["stdout"].strip().replace("\n", "\n  "))
+    print(f"speed-up: {whole:.1f}x whole process ({'meets' if whole >= target else 'BELOW'} the {target:g}x target), "
+          f"{in_proc:.1f}x in-process", flush=True)
+    return row
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows of each of real, synthetic and holdout")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "synthmed_bench_privacy",
                         help="where the tables are written (kept for reruns)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the median wall time is kept")
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--skip-anonymeter", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     opts = parser.parse_args(argv)
     opts.work.mkdir(parents=True, exist_ok=True)
     ours_dir, peers_dir, schema = make_tables(opts.rows, opts.work)
-    print(f"claims table: {opts.rows:,} rows a side in {ours_dir} (synthmed) and {peers_dir} (peers)", flush=True)
+    print(f"claims table: {opts.rows:,} rows a side in {ours_dir} (synthmed) and {peers_dir} (peers); "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
 
     print("\n== DCR: every synthetic record against every train and holdout record ==", flush=True)
-    mine = timed(synthmed_cmd(DCR, ours_dir, schema, opts.rows), cwd=REPO)
-    res = {r["name"]: r for r in json.loads(mine["stdout"])["results"]}
-    share, near = res["privacy.dcr.share_closer_to_train"], res["privacy.dcr.near_copy_share"]
-    inner = in_process(DCR, ours_dir, schema, opts.rows)
-    print(f"synthmed evaluate --metrics {DCR}: {mine['seconds']:.1f} s whole process (work {inner['seconds']:.1f} s, "
-          f"reading {inner['load_seconds']:.1f} s), peak {mine['peak_rss_mb']:.0f} MB; share {share['value']:.4f} "
-          f"{share['ci']}, near-copy share {near['value']:.4f} {near['ci']}; {share['notes'][2]}", flush=True)
-    if not opts.skip_sklearn:
-        peer = timed([sys.executable, str(SHARED_BENCH / "peer_sklearn_dcr.py"), str(peers_dir)])
-        print(f"peer_sklearn_dcr.py: {peer['seconds']:.1f} s whole process (work {_peer_seconds(peer['stdout']):.1f} s), "
-              f"peak {peer['peak_rss_mb']:.0f} MB; {peer['stdout'].strip()}")
-        print(f"speed-up: {peer['seconds'] / mine['seconds']:.1f}x whole process, "
-              f"{_peer_seconds(peer['stdout']) / inner['seconds']:.1f}x in-process  (target >= 20x)", flush=True)
+    peer = None if opts.skip_sklearn else [sys.executable, str(SHARED_BENCH / "peer_sklearn_dcr.py"), str(peers_dir)]
+    rows.append(compare("DCR", DCR, peer, ours_dir=ours_dir, schema=schema, rows=opts.rows, repeat=opts.repeat, target=20))
 
-    print(f"\n== singling out, linkability, attribute inference: 500 attacks each ==", flush=True)
-    mine = timed(synthmed_cmd(ATTACKS, ours_dir, schema, opts.rows), cwd=REPO)
-    res = {r["name"]: r for r in json.loads(mine["stdout"])["results"]}
-    inner = in_process(ATTACKS, ours_dir, schema, opts.rows)
-    risks = ", ".join(f"{n.split('.')[1]} {r['value']:.4f} {[round(x, 4) for x in r['ci']]}" for n, r in res.items())
-    print(f"synthmed evaluate --metrics {ATTACKS}: {mine['seconds']:.1f} s whole process (work {inner['seconds']:.1f} s, "
-          f"reading {inner['load_seconds']:.1f} s), peak {mine['peak_rss_mb']:.0f} MB; {risks}", flush=True)
+    print("\n== singling out, linkability, attribute inference: 500 attacks each ==", flush=True)
+    peer, env = None, None
     if not opts.skip_anonymeter:
         exe = ensure_anonymeter()
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        peer = timed([str(exe), str(SHARED_BENCH / "peer_anonymeter.py"), str(peers_dir)], env=env)
-        print(f"peer_anonymeter.py: {peer['seconds']:.1f} s whole process (work {_peer_seconds(peer['stdout']):.1f} s), "
-              f"peak {peer['peak_rss_mb']:.0f} MB")
-        print(peer["stdout"].strip())
-        print(f"speed-up: {peer['seconds'] / mine['seconds']:.1f}x whole process, "
-              f"{_peer_seconds(peer['stdout']) / inner['seconds']:.1f}x in-process  (target >= 5x whole process)", flush=True)
+        peer = [str(exe), str(SHARED_BENCH / "peer_anonymeter.py"), str(peers_dir)]
+    rows.append(compare("Anonymeter-style attacks", ATTACKS, peer, ours_dir=ours_dir, schema=schema, rows=opts.rows,
+                        repeat=opts.repeat, target=5, env=env))
+    if opts.out is not None:
+        opts.out.parent.mkdir(parents=True, exist_ok=True)
+        opts.out.write_text(json.dumps({"rows": opts.rows, "cpus": os.cpu_count(), "results": rows}, indent=2) + "\n")
+        print(f"\nwrote {opts.out}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ RELEASE_ID``, evaluation summary ``mode: release``): the shadow-model attack ref
 generator, which folders from another tool do not have, so there it is reported as skipped with
 the reason that it could not run.
 The overall risk level is ``high`` when any result fails, ``medium`` when any warns, ``low`` otherwise.
+The reasons list the thresholds crossed, then what was not checked (one line per rule whose results
+were skipped, with why), so a verdict never reads as covering an attack or an audit that did not run.
 
 The default policy ships as ``evaluate/default_policy.yaml`` (documented in the README).
 """
@@ -269,4 +271,16 @@ def apply_policy(evaluation: EvaluationResult, policy: Policy, *, release: bool 
     if not reasons:
         checked = sum(v.status == "pass" for v in ordered)
         reasons = (f"all {checked} checked result(s) are within the thresholds of policy {policy.name}",)
-    return PolicyVerdict(policy.name, policy.version, level, ordered, reasons)
+    return PolicyVerdict(policy.name, policy.version, level, ordered, reasons + _not_checked(ordered))
+
+
+def _not_checked(verdicts: tuple[MetricVerdict, ...]) -> tuple[str, ...]:
+    """What the verdict did not check (the epsilon audit that was not run, the shadow-model attack on folders,
+    results not in the evaluation): one reason per distinct cause, naming its results, so that a reviewer
+    sees the gaps beside the findings."""
+    groups: dict[str, list[str]] = {}
+    for v in verdicts:
+        if v.status == "skipped":
+            why = v.reason[len(v.metric) + 2:] if v.reason.startswith(f"{v.metric}: ") else v.reason
+            groups.setdefault(why, []).append(v.metric)
+    return tuple(f"not checked: {', '.join(names)} ({why})" for why, names in groups.items())

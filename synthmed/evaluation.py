@@ -251,6 +251,7 @@ SCORECARD: tuple[tuple[str, str], ...] = (
     ("utility.ratio", "utility TSTR / TRTR"),
     ("privacy.exact_copies", "exact copies of train"),
     ("privacy.dcr.share_closer_to_train", "DCR share closer to train (0.5 ideal)"),
+    ("privacy.dcr.near_copy_share", "near-copies of train (estimated share; 0 ideal)"),
     ("privacy.mia.distance.auc", "MIA distance AUC"),
     ("privacy.mia.domias.auc", "MIA DOMIAS AUC"),
     ("privacy.mia.shadow.auc", "MIA shadow-model AUC"),

@@ -6,9 +6,9 @@
   part of the simulated demo population; another DE-SynPUF sample folder, a disjoint population).
   Membership inference must be a coin toss (AUC within 0.5 +- 0.05), the DCR share near 0.5.
 * Small leaks on real data (``benchmarks/calibrate_privacy.py`` at test size, DE-SynPUF, an 80/20 split
-  of disjoint samples): every training patient copied, or with one quasi-identifier changed, and 5 % of
-  the synthetic patients copied verbatim or as near-copies among fresh patients all come out ``high``;
-  fresh patients alone come out ``low``.
+  of disjoint samples): every training patient copied, near-copied or with one quasi-identifier changed,
+  5 % of the synthetic patients copied verbatim or as near-copies among fresh patients, and 1 % copied
+  verbatim all come out ``high``; 2 % near-copies at least ``medium``; fresh patients alone ``low``.
 * Results are deterministic for a seed.
 * Our Anonymeter-style risks lie within Anonymeter's confidence intervals on the same data and
   parameters (needs the separate ``.venv-anonymeter``: anonymeter pins numpy < 1.27).
@@ -193,9 +193,13 @@ def harness():
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize(("case", "level"), [("verbatim", "high"), ("one_qi", "high"), ("exact_5", "high"),
-                                             ("near_5", "high"), ("fresh", "low")])
-def test_small_leaks_on_real_data_are_caught_and_fresh_patients_pass(harness, case: str, level: str) -> None:
+@pytest.mark.parametrize(("case", "levels"), [
+    ("verbatim", {"high"}), ("near", {"high"}), ("one_qi", {"high"}), ("exact_5", {"high"}), ("near_5", {"high"}),
+    ("exact_1", {"high"}),  # 16 verbatim patients among 1,584 fresh ones
+    ("near_2", {"medium", "high"}),  # 32 near-copies (1 % is 16 here, below what 1,600 patients can show: see the README)
+    ("fresh", {"low"}),
+])
+def test_small_leaks_on_real_data_are_caught_and_fresh_patients_pass(harness, case: str, levels: set[str]) -> None:
     cal, pops, data = harness
     synthetic = cal.synthetic_case(pops, data, cal.CASES[case], n_synthetic=1600)
     try:
@@ -203,7 +207,7 @@ def test_small_leaks_on_real_data_are_caught_and_fresh_patients_pass(harness, ca
     finally:
         pops.drop(synthetic)
     verdict = cal.judge(results, load_policy())
-    assert verdict.risk_level == level, verdict.reasons
+    assert verdict.risk_level in levels, verdict.reasons
     if case == "near_5":
         # the tail statistic is what catches a few near-copies: the DCR share (a mean) barely moves
         got = {r["name"]: r for r in results}

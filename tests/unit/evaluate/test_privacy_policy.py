@@ -127,3 +127,20 @@ def test_report_card_of_the_dcr_share_carries_the_policy_verdict() -> None:
     assert next(v for v in verdict.verdicts if v.metric == share.name).status == "fail"
     html = render_report(ev, title="r", policy=verdict.to_dict())
     assert "DCR: share closer to train" in html and "policy: fail (ci_low 0.790, above 0.580)" in html
+
+
+def test_a_skipped_audit_is_listed_as_not_checked_beside_a_low_verdict() -> None:
+    # a verdict must not read as covering an audit that did not run: the reasons say what was not checked and why
+    from evaluate.privacy.audit import HOW_TO_RUN
+
+    policy = load_policy()
+    audit = skipped_result("privacy.epsilon_lower_bound", "privacy", "minimize", f"the epsilon audit did not run: {HOW_TO_RUN}")
+    ev = EvaluationResult((_result("privacy.exact_copies", 0.0, baseline=0.0, attack=0.0), audit), seed=0)
+    verdict = apply_policy(ev, policy)
+    assert verdict.risk_level == "low"
+    assert verdict.reasons[0].startswith("all ")
+    line = next(r for r in verdict.reasons if "privacy.epsilon_lower_bound" in r)
+    assert line.startswith("not checked: privacy.epsilon_lower_bound") and "--audit canaries" in line
+    # results the evaluation did not ask for share one line, after the findings
+    assert sum(r.endswith("(not in the evaluation)") for r in verdict.reasons) == 1
+    assert "canary audit" in next(r.why for r in policy.rules if r.metric == "privacy.epsilon_lower_bound")
