@@ -164,11 +164,14 @@ def _scorecards(out: Console, result: DemoResult) -> None:
         cells = []
         for card in cards:
             row = next((r for r in card if r.label == label), None)
-            cells.append("-" if row is None else row.value + (f" ({row.verdict})" if row.verdict else ""))
+            shown = row is not None and row.verdict and row.verdict != row.value  # not "skipped (skipped)"
+            cells.append("-" if row is None else row.value + (f" ({row.verdict})" if shown else ""))
         table.add_row(label, *cells)
     colour = {"low": "green", "medium": "yellow", "high": "red"}
     table.add_row("overall risk (policy)", *[Text(e.risk_level, style=colour[e.risk_level]) for e in result.evaluations])
     out.print(table)
     for info, e in zip(result.releases, result.evaluations):
-        out.print(f"{info.release_id}: risk {e.risk_level}; " + "; ".join(e.verdict.reasons[:2]), markup=False)
+        out.print(f"{info.release_id}: risk {e.risk_level}", markup=False)
+        for reason in e.verdict.reasons:  # the findings, then what was not checked and why
+            out.print(f"  {reason}", markup=False)
     out.print("next: `synthmed report RELEASE_ID -o report.html`, `synthmed app` to review, `synthmed releases list`")
