@@ -528,6 +528,21 @@ def _columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]
     return {r[0]: str(r[1]) for r in rows}
 
 
+def _readable_file(table: Table, path: Path, data_dir: Path | None, report: ValidationReport) -> str | None:
+    """The file's label in problems (its path under the data folder), or None after reporting an unreadable
+    or empty file: the check both engines make before staging a file."""
+    label = str(path.relative_to(data_dir)) if data_dir is not None and path.is_relative_to(data_dir) else path.name
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        report.add(Problem("unreadable_file", f"cannot read the file: {exc}", table=table.name, file=label))
+        return None
+    if size == 0:
+        report.add(Problem("empty_file", "the file is empty (0 bytes): expected a header row", table=table.name, file=label))
+        return None
+    return label
+
+
 def _stage_file(
     con: duckdb.DuckDBPyConnection, namespace: str, table: Table, path: Path, index: int, report: ValidationReport,
     data_dir: Path | None = None,
@@ -540,14 +555,8 @@ def _stage_file(
     encoding); NUL bytes in values are reported too.
     """
     raw = f"{quote(namespace)}.{quote(f'__raw_{table.name}_{index}')}"
-    label = str(path.relative_to(data_dir)) if data_dir is not None and path.is_relative_to(data_dir) else path.name
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        report.add(Problem("unreadable_file", f"cannot read the file: {exc}", table=table.name, file=label))
-        return None
-    if size == 0:
-        report.add(Problem("empty_file", "the file is empty (0 bytes): expected a header row", table=table.name, file=label))
+    label = _readable_file(table, path, data_dir, report)
+    if label is None:
         return None
     src = _sql_str(str(path))
     header: list[str] | None = None
@@ -607,14 +616,8 @@ def _stage_spark(con: Any, namespace: str, table: Table, path: Path, index: int,
     from synth.engine.transpile import view_name
 
     raw_name = f"__raw_{table.name}_{index}"
-    label = str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else path.name
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        report.add(Problem("unreadable_file", f"cannot read the file: {exc}", table=table.name, file=label))
-        return None
-    if size == 0:
-        report.add(Problem("empty_file", "the file is empty (0 bytes): expected a header row", table=table.name, file=label))
+    label = _readable_file(table, path, data_dir, report)
+    if label is None:
         return None
     header = dialect = None
     if not path.name.endswith(".parquet"):
