@@ -326,6 +326,14 @@ def similarity_from_sparse(real: _Sparse, synthetic: _Sparse) -> tuple[float, fl
     return tvd, math.sqrt(phi2 / (k - 1))
 
 
+def _similarity(real: np.ndarray | _Sparse, synthetic: np.ndarray | _Sparse) -> tuple[float, float | None]:
+    """A pair's contingency similarity from its two count tables, dense or sparse (both the same form)."""
+    if isinstance(real, _Sparse) and isinstance(synthetic, _Sparse):
+        return similarity_from_sparse(real, synthetic)
+    assert isinstance(real, np.ndarray) and isinstance(synthetic, np.ndarray)
+    return similarity_from_tables(real, synthetic)
+
+
 def contingency_pairs(
     con: duckdb.DuckDBPyConnection,
     real: str,
@@ -352,12 +360,7 @@ def contingency_pairs(
         r = _stream_counts(con, real, columns, group, sizes, dictionaries, {k: v[0] for k, v in edges.items()})
         s = _stream_counts(con, synthetic, columns, group, sizes, dictionaries, {k: v[1] for k, v in edges.items()})
         for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
-            tr, ts = r[key], s[key]
-            if isinstance(tr, _Sparse) and isinstance(ts, _Sparse):
-                out[key] = similarity_from_sparse(tr, ts)
-            else:
-                assert isinstance(tr, np.ndarray) and isinstance(ts, np.ndarray)
-                out[key] = similarity_from_tables(tr, ts)
+            out[key] = _similarity(r[key], s[key])
     return out
 
 
@@ -399,12 +402,7 @@ def contingency_pairs_arrow(
                     found[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
             tables.append(found)
         for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
-            tr, ts = tables[0][key], tables[1][key]
-            if isinstance(tr, _Sparse) and isinstance(ts, _Sparse):
-                out[key] = similarity_from_sparse(tr, ts)
-            else:
-                assert isinstance(tr, np.ndarray) and isinstance(ts, np.ndarray)
-                out[key] = similarity_from_tables(tr, ts)
+            out[key] = _similarity(tables[0][key], tables[1][key])
     return out
 
 
