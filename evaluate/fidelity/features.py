@@ -60,17 +60,22 @@ def sample_frame(
         raise ValueError(f"The 'n' parameter of sample_frame must be a positive integer; got {n!r} instead.")
     selects = ", ".join([feature_select(c) for c in columns] + list(extra)) or "1 AS __one"
     mix = seed_constant(seed)
-    if key:
-        keys = ", ".join(quote(k) for k in key)
-        sql = f"SELECT {selects} FROM {relation} ORDER BY hash(xor(hash({keys}), {mix})), hash({keys}) LIMIT {int(n)}"
+    if key:  # sha256 of the key's text: the same order on DuckDB and on Spark (hash() differs between them)
+        sql = f"SELECT {selects} FROM {relation} ORDER BY sha256('{mix}:' || {_text(key)}) LIMIT {int(n)}"
     else:
         names = ", ".join(quote(c.name) for c in columns) or "1"
+        text = _text([c.name for c in columns] + ["__copy"])
         sql = (
             f"SELECT {selects} FROM (SELECT *, row_number() OVER (PARTITION BY {names}) AS __copy FROM {relation}) "
-            f"ORDER BY hash(xor(hash({names}, __copy), {mix})), hash({names}, __copy) LIMIT {int(n)}"
+            f"ORDER BY sha256('{mix}:' || {text}) LIMIT {int(n)}"
         )
     data = con.execute(sql).fetchnumpy()
     return {k: _plain(v) for k, v in data.items()}
+
+
+def _text(columns: Sequence[str]) -> str:
+    """SQL text of a row's columns (NULL as an escape), the input of the sampling hash."""
+    return " || '|' || ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')" for c in columns)
 
 
 def _plain(values: Any) -> np.ndarray:

@@ -127,6 +127,13 @@ class _Relation:
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(_python(v) for v in row) for row in self.frame.collect()]
 
+    def fetchnumpy(self) -> dict[str, Any]:
+        return _numpy(self.frame.toArrow())
+
+
+def _numpy(table: pa.Table) -> dict[str, Any]:
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
 
 class SparkConnection:
     """Runs DuckDB SQL on a Spark session (see the module docstring); one per command, like a DuckDB connection."""
@@ -241,6 +248,11 @@ class SparkConnection:
     def df(self) -> Any:
         result = self._result
         return self._collect(lambda: result.toPandas())
+
+    def fetchnumpy(self) -> dict[str, Any]:
+        """Columns as NumPy arrays, as DuckDB's ``fetchnumpy`` (a missing number as NaN, a missing object as None)."""
+        result = self._result
+        return _numpy(self._collect(lambda: result.toArrow()))
 
     def sql(self, sql: str) -> _Relation:
         return _Relation(self._run(to_spark(sql)))

@@ -1,0 +1,211 @@
+"""The same schema and data through both engines, DuckDB and Spark (PySpark, local mode): equal results.
+
+Every test computes the DuckDB result here and compares the Spark result with it: validation reports
+(valid data, and data with bad casts, duplicate keys, orphans and rule violations), keyed pseudonyms and
+the patient split (``synthmed prepare``), the rows a DP fit receives and their one-way marginals before
+noise (``dp_mst``'s contribution caps, bounded on the engine), and the fidelity family (within 1e-9).
+The engine is chosen as a user chooses it: ``--engine spark`` on the CLI, the master from
+``$SYNTHMED_SPARK_MASTER``. One Spark session (``local[2]``) serves the module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import SECRET
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: the Spark engine tests need the test extra (pip install -e '.[test]')")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("no Java runtime (java not on PATH, JAVA_HOME unset): scripts/install --test installs "
+                "Debian's openjdk-17-jre-headless; the Spark engine tests need it", allow_module_level=True)
+
+MASTER = "local[2]"
+SCHEMA = "kr_claims"
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the module; the CLI finds it through $SYNTHMED_SPARK_MASTER."""
+    from synth.engine.spark import session
+
+    saved = {k: os.environ.get(k) for k in ("SYNTHMED_SPARK_MASTER", "SYNTHMED_SPARK_PARTITIONS")}
+    os.environ["SYNTHMED_SPARK_MASTER"] = MASTER
+    os.environ["SYNTHMED_SPARK_PARTITIONS"] = "2"
+    spark = session(MASTER)
+    try:
+        yield spark
+    finally:
+        spark.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo kr_claims population (200 patients) as Parquet; a broken copy (CSV and Parquet) with injected
+    problems; a second population standing in for synthetic data."""
+    import pyarrow.csv as pacsv
+
+    from synth.demo_population import simulate
+
+    root = tmp_path_factory.mktemp("engines")
+    frames = simulate(200, seed=7)
+    valid = root / "valid"
+    valid.mkdir()
+    for name, table in frames.items():
+        pq.write_table(table, valid / f"{name}.parquet")
+
+    broken = root / "broken"
+    broken.mkdir()
+    patients = frames["patients"].to_pylist()
+    patients[3]["eligibility_end"] = patients[3]["eligibility_start"].replace(year=patients[3]["eligibility_start"].year - 1)
+    claims = frames["claims"].to_pylist()
+    claims[5]["total_cost"] = "12x"                      # bad cast (number)
+    claims[6]["visit_date"] = "2021-13-45"               # bad cast (date)
+    claims[7]["care_type"] = "surgery"                   # not a category of the schema
+    claims[8]["patient_share"] = int(claims[8]["total_cost"]) + 1  # rule: patient_share_within_cost
+    claims[9]["patient_id"] = "P-NOBODY"                 # orphan
+    claims.append(dict(claims[10]))                      # duplicate primary key
+    details = frames["claim_details"].to_pylist()
+    details[2]["claim_id"] = "C-NOWHERE"                 # orphan under an orphan-free parent
+    details[4]["treatment_code"] = "lower-case!"         # pattern
+    for name, rows in (("patients", patients), ("claims", claims), ("claim_details", details)):
+        text = pa.Table.from_pylist([{k: None if v is None else str(v) for k, v in r.items()} for r in rows])
+        pacsv.write_csv(text, broken / f"{name}.csv")
+    diagnoses = frames["diagnoses"].to_pylist()
+    diagnoses.append(dict(diagnoses[0]))                 # duplicate primary key in a Parquet table
+    pq.write_table(pa.Table.from_pylist(diagnoses, schema=frames["diagnoses"].schema), broken / "diagnoses.parquet")
+    pq.write_table(frames["prescriptions"], broken / "prescriptions.parquet")
+
+    synthetic = root / "synthetic"
+    synthetic.mkdir()
+    for name, table in simulate(120, seed=11).items():
+        pq.write_table(table, synthetic / f"{name}.parquet")
+    return {"root": root, "valid": valid, "broken": broken, "synthetic": synthetic}
+
+
+def cli(*args: str) -> Any:
+    """``synthmed ARGS`` in this process (so Spark runs on the module's session); exit code and output."""
+    from synthmed.cli import app
+
+    env = {"SYNTHMED_SECRET": SECRET, "SYNTHMED_SPARK_MASTER": MASTER}
+    result = CliRunner(env=env).invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def both(*args: str) -> tuple[Any, Any]:
+    return cli(*args, "--engine", "duckdb"), cli(*args, "--engine", "spark")
+
+
+@pytest.mark.parametrize("which", ["valid", "broken"])
+def test_validation_reports_are_identical(spark: Any, folders: dict[str, Path], which: str) -> None:
+    duck, sprk = both("validate", str(folders[which]), "--schema", SCHEMA, "--json")
+    expected = json.loads(duck.stdout)
+    assert duck.exit_code == (0 if which == "valid" else 1), duck.stdout
+    if which == "broken":  # the injected problems are found, so the comparison is not of two empty lists
+        kinds = {p["kind"] for p in expected["problems"]}
+        assert {"duplicate_key", "orphan_key", "rule_violation", "unknown_category"} <= kinds, kinds
+        assert any(p["column"] == "total_cost" for p in expected["problems"]), expected["problems"]
+        assert any(p["column"] == "visit_date" for p in expected["problems"]), expected["problems"]
+    assert sprk.exit_code == duck.exit_code, sprk.stdout
+    assert json.loads(sprk.stdout) == expected
+
+
+def _rows(path: Path) -> tuple[pa.Schema, list[dict[str, Any]]]:
+    """A Parquet file or a folder of part files: its schema and its rows in a canonical order."""
+    table = pq.read_table(str(path))
+    rows = sorted(table.to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
+    return table.schema.remove_metadata(), rows
+
+
+@pytest.fixture(scope="module")
+def prepared(spark: Any, folders: dict[str, Path]) -> dict[str, Path]:
+    """``synthmed prepare`` of the valid folder on each engine (keyed pseudonyms, keyed date shifts, the split)."""
+    out = {}
+    for engine in ("duckdb", "spark"):
+        target = folders["root"] / f"prepared-{engine}"
+        result = cli("prepare", str(folders["valid"]), "--schema", SCHEMA, "--output", str(target), "--seed", "5",
+                     "--date-shift-days", "30", "--engine", engine)
+        assert result.exit_code == 0, result.stdout
+        out[engine] = target
+    return out
+
+
+def test_pseudonyms_and_split_are_identical(prepared: dict[str, Path]) -> None:
+    from synth.pseudonymise import pseudonym
+    from synth.split import SplitRecord
+
+    duck, sprk = prepared["duckdb"], prepared["spark"]
+    record = SplitRecord.from_json((duck / "split.json").read_text())
+    assert record.n_train > 0 and record.n_holdout > 0
+    assert SplitRecord.from_json((sprk / "split.json").read_text()) == record
+    assert _rows(sprk / "split_keys.parquet") == _rows(duck / "split_keys.parquet")
+    original = {r["patient_id"] for r in pq.read_table(str(prepared["duckdb"].parent / "valid" / "patients.parquet")).to_pylist()}
+    for side in ("train", "holdout"):
+        for table in ("patients", "claims", "claim_details", "diagnoses", "prescriptions"):
+            expected = _rows(duck / side / f"{table}.parquet")
+            assert _rows(sprk / side / f"{table}.parquet") == expected, f"{side}/{table}"
+        ids = {r["patient_id"] for r in _rows(duck / side / "patients.parquet")[1]}
+        assert ids and ids <= {pseudonym(SECRET.encode(), k) for k in original}  # HMAC-SHA256 of the real ids
+
+
+def test_dp_bounded_rows_and_marginals_are_identical(spark: Any, prepared: dict[str, Path]) -> None:
+    from data_schemas.io import load_schema
+    from synth.engine import connection
+    from synth.engine.local import bounded, marginals, to_local
+    from synth.generators.dp_mst import DPMSTGenerator
+    from synth.load import load_dataset
+
+    schema = load_schema(SCHEMA)
+    caps = DPMSTGenerator(max_rows_per_patient=4).contribution_caps(schema)
+    salt = bytes(range(32))
+    results = {}
+    for engine in ("duckdb", "spark"):
+        con = connection(engine)
+        try:
+            train = load_dataset(schema, prepared["duckdb"] / "train", con=con, namespace="train")
+            kept = bounded(train, caps, salt=salt)
+            counts = {t: marginals(kept, t) for t in caps}
+            local = to_local(kept)
+            rows = {t: sorted(local.to_arrow(t).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
+                    for t in schema.tables}
+            results[engine] = (train.row_counts(), counts, rows)
+        finally:
+            con.close()
+    before, counts, rows = results["duckdb"]
+    assert sum(len(v) for v in rows.values()) < sum(before.values())  # the caps dropped rows: bounding was exercised
+    assert results["spark"][1] == counts
+    assert results["spark"][2] == rows
+
+
+def test_fidelity_is_equal_within_1e_9(spark: Any, folders: dict[str, Path], prepared: dict[str, Path]) -> None:
+    real = prepared["duckdb"]
+    duck, sprk = both("evaluate", "--schema", SCHEMA, "--real", str(real / "train"), "--synthetic", str(folders["synthetic"]),
+                      "--holdout", str(real / "holdout"), "--metrics", "fidelity", "--json", "--quiet")
+    assert duck.exit_code == 0, duck.stdout
+    assert sprk.exit_code == 0, sprk.stdout
+    expected = {r["name"]: r for r in json.loads(duck.stdout)["results"]}
+    got = {r["name"]: r for r in json.loads(sprk.stdout)["results"]}
+    assert sorted(got) == sorted(expected)
+    scored = [n for n, r in expected.items() if r["value"] is not None]
+    assert len(scored) >= 5, expected
+    for name, want in expected.items():
+        have = got[name]
+        assert (have["value"] is None) == (want["value"] is None), name
+        if want["value"] is not None:
+            assert have["value"] == pytest.approx(want["value"], abs=TOLERANCE, rel=0), name
+        assert have.get("skipped") == want.get("skipped"), name
