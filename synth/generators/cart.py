@@ -48,6 +48,8 @@ MAX_PARENT_FEATURES = 24
 MAX_ROOT_FEATURES = 10
 UPPER_SHARE = 0.995  # a parent date is a sequence's upper bound when this share of training rows respects it
 T = "__t"  # the time column of a dated table: gap from the previous row, or the first row's offset
+LEAF = "__leaf"  # prefix of a sampled child count's leaf (kept until the counts are calibrated)
+COUNT_TOLERANCE = 0.02  # a child table's synthetic rows per patient are brought within 2% of training's
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -86,8 +88,11 @@ class Leaves:
 
     def draw(self, x: np.ndarray | None, rng: np.random.Generator, n: int) -> np.ndarray:
         """A donor value for each of ``n`` rows (``x``: their predictors, in ``features`` order)."""
-        leaf = self.leaves(x, n)
-        pick = self.starts[leaf] + np.floor(rng.random(n) * self.counts[leaf]).astype(np.int64)
+        return self.pick(self.leaves(x, n), rng)
+
+    def pick(self, leaf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random donor of each given leaf."""
+        pick = self.starts[leaf] + np.floor(rng.random(len(leaf)) * self.counts[leaf]).astype(np.int64)
         return self.donors[pick]
 
 
@@ -119,6 +124,7 @@ class Node:
     lower: bool = False  # no first row of this sequence came before its parent's anchor date in training
     below: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it never exceeded in training
     above: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it was never below
+    per_patient: dict[str, float] = field(default_factory=dict)  # child -> its training rows per patient
 
 
 @register
@@ -156,6 +162,7 @@ class CartGenerator(Generator):
         self.nodes_: dict[str, Node] = {}
         self.root_: str = ""
         self.tree_keys_: set[tuple[str, str]] = set()
+        self.numbered_: dict[str, tuple[list[str], str, float]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -244,6 +251,7 @@ class CartGenerator(Generator):
 
         schema = data.schema
         frames = self._build_tree(data)
+        self.numbered_ = _numbered_keys(schema, frames)
         rng = np.random.default_rng(0)
         encoded: dict[str, pd.DataFrame] = {}
         anchors: dict[str, np.ndarray] = {}  # absolute day of each training row's anchor (its first date)
@@ -270,6 +278,7 @@ class CartGenerator(Generator):
                 counts = frames[child].groupby(cnode.fk).size()
                 enc[f"__n_{child}"] = frames[name][key].map(counts).fillna(0).to_numpy(dtype="float64")
                 node.numerical.append(f"__n_{child}")
+                node.per_patient[child] = float(enc[f"__n_{child}"].sum()) / max(len(encoded.get(self.root_, enc)), 1)
             node.chain = self._chain_order(node, enc)
             node.derived = _functional_dependencies(enc, node.categorical, node.chain, node.numerical)
             node.chain = [c for c in node.chain if c not in node.derived]
@@ -466,10 +475,22 @@ class CartGenerator(Generator):
             else:
                 enc, feats = self._draw_children(node, encoded, abs_anchor, rng)
                 enc = self._repair(node, enc, feats, encoded, decoded, abs_anchor, rng)
+            enc = self._calibrate_counts(node, enc, n_patients, rng)
             encoded[name] = enc
             abs_anchor[name] = self._anchor_days(node, enc, encoded, abs_anchor)
             decoded[name] = self._decode(node, enc, encoded, abs_anchor)
-        return self._assemble(decoded)
+        return self._renumber(self._assemble(decoded))
+
+    def _renumber(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Key columns that number rows within the rest of their key in training (MIMIC's emar_seq within a
+        subject) numbered the same way here, so drawn donors do not collide as duplicate keys."""
+        for name, (groups, col, first) in getattr(self, "numbered_", {}).items():
+            frame = frames.get(name)
+            if frame is None or frame.empty or not all(g in frame and frame[g].notna().all() for g in groups):
+                continue
+            order = pd.to_numeric(frame[col], errors="coerce").fillna(np.inf)
+            frame[col] = first - 1 + order.groupby([frame[g] for g in groups], sort=False).rank(method="first").to_numpy()
+        return frames
 
     def _draw_rows(
         self,
@@ -493,6 +514,10 @@ class CartGenerator(Generator):
             x = np.column_stack([values[f] for f in model.features]).astype(np.float32) if model.features and n else None
             if keep is not None and col in keep:
                 drawn = keep[col]
+            elif col.startswith("__n_"):  # a child count: its leaf is kept for _calibrate_counts
+                leaf = model.leaves(x, n) if n else np.zeros(0, dtype=np.int64)
+                out[LEAF + col] = leaf
+                drawn = model.pick(leaf, rng)
             else:
                 drawn = model.draw(x, rng, n) if n else model.donors[:0]
             if col == T and limit is not None and n:
@@ -541,6 +566,7 @@ class CartGenerator(Generator):
             stacked = np.column_stack([pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64") for d in node.upper])
             bounds = np.nanmin(np.where(np.isnan(stacked), np.inf, stacked), axis=1)
         result = {c: np.empty(total, dtype=object if c in node.categorical else "float64") for c in node.chain}
+        result.update({LEAF + c: np.zeros(total, dtype=np.int64) for c in node.chain if c.startswith("__n_")})
         derived = {c: np.empty(total, dtype=object) for c in node.derived}
         cursor = np.zeros(len(penc))  # time from the parent's anchor to its latest row
         panchor = np.nan_to_num(abs_anchor[node.parent]) if node.parent in abs_anchor else np.zeros(len(penc))  # type: ignore[index]
@@ -563,6 +589,8 @@ class CartGenerator(Generator):
             for c in node.chain:
                 result[c][rows] = drawn[c]
                 last[c][parents] = _numeric(node, c, drawn[c])
+                if LEAF + c in result:
+                    result[LEAF + c][rows] = drawn[LEAF + c]
             for c in node.derived:
                 derived[c][rows] = drawn[c]
             if node.sequence:
@@ -631,6 +659,24 @@ class CartGenerator(Generator):
                 column[rows] = v
                 enc[c] = column
         return enc
+
+    def _calibrate_counts(self, node: Node, enc: pd.DataFrame, n_patients: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Child counts whose total strays from training's rows per patient, redrawn from their own leaves.
+
+        Each count is a donor of its leaf, so a small cohort's total swings with the few parents that drew a
+        heavy-tailed donor (Synthea's observations per patient: 0.5x-1.4x of training over seeds), and a
+        sequence's counts drift with the parent rows drawn (conditions per encounter 1.2x). Counts are
+        redrawn from the same leaves, a redraw kept only when it moves the total towards the target, so
+        every count stays a training value of its leaf.
+        """
+        leaves = [c for c in enc.columns if c.startswith(LEAF)]
+        for child, per_patient in getattr(node, "per_patient", {}).items():
+            col = f"__n_{child}"
+            if LEAF + col in enc and col in node.models and len(enc):
+                counts = pd.to_numeric(enc[col], errors="coerce").fillna(0).to_numpy(dtype="float64")
+                leaf = enc[LEAF + col].to_numpy(dtype=np.int64)
+                enc[col] = _calibrated_total(node.models[col], leaf, counts, per_patient * n_patients, rng)
+        return enc.drop(columns=leaves)
 
     def _note_repaired(self, table: str, n: int) -> None:
         self._report.rejected_rows[table] = self._report.rejected_rows.get(table, 0) + n
@@ -770,6 +816,55 @@ def _cumsum_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def _keys_of(node: Node, encoded: dict[str, pd.DataFrame], name: str) -> np.ndarray:
     """Surrogate keys of a node's sampled rows (their positions)."""
     return np.arange(len(encoded[name]))
+
+
+def _calibrated_total(
+    model: Leaves, leaf: np.ndarray, counts: np.ndarray, target: float, rng: np.random.Generator, rounds: int = 40
+) -> np.ndarray:
+    """Counts whose sum is within ``COUNT_TOLERANCE`` of ``target`` where a few rounds of redraws reach it.
+
+    Each round draws an alternative donor for every row from its own leaf and takes, in random order,
+    the alternatives that move the sum towards the target until one would overshoot it.
+    """
+    counts = counts.copy()
+    total = float(counts.sum())
+    for _ in range(rounds):
+        gap = target - total
+        if abs(gap) <= COUNT_TOLERANCE * target:
+            break
+        alternative = np.nan_to_num(pd.to_numeric(pd.Series(model.pick(leaf, rng)), errors="coerce").to_numpy(dtype="float64"))
+        delta = np.rint(np.clip(alternative, 0, None)) - np.rint(np.clip(counts, 0, None))
+        useful = rng.permutation(np.flatnonzero(np.sign(delta) == np.sign(gap)))
+        if not useful.size:
+            continue
+        steps = np.abs(np.cumsum(delta[useful]))
+        k = int(np.searchsorted(steps, abs(gap), side="right"))
+        if k < useful.size and abs(steps[k] - abs(gap)) < abs(abs(gap) - (steps[k - 1] if k else 0.0)):
+            k += 1  # the step that crosses the target lands nearer to it than stopping short
+        taken = useful[:k]
+        counts[taken] = alternative[taken]
+        total += float(delta[taken].sum())
+    return counts
+
+
+def _numbered_keys(schema: Schema, frames: dict[str, pd.DataFrame]) -> dict[str, tuple[list[str], str, float]]:
+    """Composite primary keys whose one numerical column numbers the rows within the other key columns
+    (first, first + 1, ... in every group): table -> (other key columns, numbering column, first number)."""
+    found: dict[str, tuple[list[str], str, float]] = {}
+    for name, table in schema.tables.items():
+        key, frame = table.primary_key, frames.get(name)
+        numbers = [c for c in key if table.columns[c].type == "numerical"]
+        if table.reference or len(key) < 2 or len(numbers) != 1 or frame is None or frame.empty:
+            continue
+        col, groups = numbers[0], [c for c in key if c != numbers[0]]
+        if not all(c in frame for c in key) or frame[key].isna().any().any():
+            continue
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64")
+        rank = frame[col].groupby([frame[g] for g in groups], sort=False).rank(method="first").to_numpy()
+        offset = values - rank
+        if np.isfinite(offset).all() and np.all(offset == offset[0]):
+            found[name] = (groups, col, float(offset[0]) + 1)
+    return found
 
 
 def _ordinal_map(values: np.ndarray) -> dict[Any, int]:

@@ -143,6 +143,56 @@ def test_cart_keeps_events_inside_their_admission() -> None:
     assert 0.8 < (cohort.row_counts()["admissions"] / 120) / per_pat_real < 1.25
 
 
+def _heavy_tailed_emr(n: int, seed: int) -> dict[str, pd.DataFrame]:
+    """The mini EMR where 6% of patients hold most events (Synthea's observations) and a dose table numbers
+    its rows 1..n within each patient across admissions (MIMIC's emar_detail.emar_seq)."""
+    frames = _mini_emr(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    events, adms = frames["events"], frames["admissions"]
+    heavy = adms.drop_duplicates("pid").sample(frac=0.06, random_state=seed)
+    extra = []
+    for _, adm in heavy.iterrows():
+        for h in range(int(rng.integers(150, 250))):
+            extra.append({"pid": adm["pid"], "aid": adm["aid"], "at": adm["admit"] + pd.Timedelta(minutes=h),
+                          "kind": "lab", "code": "A10.0"})
+    frames["events"] = pd.concat([events, pd.DataFrame(extra)], ignore_index=True)
+    doses = adms[["pid", "aid", "admit"]].loc[adms.index.repeat(rng.integers(1, 4, len(adms)))].reset_index(drop=True)
+    doses["seq"] = doses.groupby("pid").cumcount() + 1.0
+    doses["drug"] = rng.choice(["x", "y", "z"], len(doses))
+    frames["doses"] = doses[["pid", "aid", "seq", "drug"]]
+    return frames
+
+
+DOSES = """
+  doses:
+    primary_key: [pid, seq]
+    columns:
+      pid: {type: id, references: patients.pid, privacy: direct_identifier, nullable: false}
+      aid: {type: id, references: admissions.aid, nullable: false}
+      seq: {type: numerical, nullable: false}
+      drug: {type: categorical, nullable: false}
+"""
+
+
+def test_cart_rows_per_patient_stay_near_training_on_heavy_tails_and_sequence_keys_do_not_collide() -> None:
+    schema = parse_schema(EMR + DOSES, source="<test>")
+    dataset, report = frames_to_dataset(schema, _heavy_tailed_emr(200, 5))
+    assert report.ok, report.render()
+    train, _holdout, _ = split_patients(dataset, seed=0)
+    counts = train.row_counts()
+    generator = get_generator("cart").fit(train)
+    assert generator.numbered_ == {"doses": (["pid"], "seq", 1.0)}
+    for seed in range(4):  # small cohorts: a few heavy patients more or less swing the total without calibration
+        cohort = generator.sample(60, seed=seed)
+        syn = cohort.row_counts()
+        for table in ("admissions", "events", "doses"):
+            ratio = (syn[table] / 60) / (counts[table] / counts["patients"])
+            assert 0.9 < ratio < 1.1, (seed, table, ratio)
+        doses = cohort.con.execute(f"SELECT pid, seq FROM {cohort.sql_name('doses')} ORDER BY pid, seq").df()
+        assert (doses.groupby("pid")["seq"].transform(lambda s: s - np.arange(1, len(s) + 1)) == 0).all()
+        assert generator.last_sample_report_.rules["doses.primary_key"].dropped == 0
+
+
 # -- min_patients ------------------------------------------------------------------------------------
 
 
