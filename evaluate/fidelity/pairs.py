@@ -39,6 +39,7 @@ from data_schemas.model import Column
 from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.fidelity._common import SHAPES, mean, mean_result, numeric_expr, require_rows, scalar, split_columns, value_expr
+from evaluate.fidelity.parallel import parallel_map
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
 
@@ -375,22 +376,23 @@ def contingency_pairs_arrow(
     from evaluate.fidelity import arrow_counts as counts
 
     columns = list({c.name: c for p in pairs for c in p}.values())
-    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    sizes: dict[str, int] = {}
-    for col in columns:
+
+    def code(col: Column) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+        """Both sides' codes of a column, and its number of codes."""
         if SHAPES[col.type] == "continuous":
             e_r, e_s = edges[col.name]
-            coded[col.name] = (counts.pair_codes(col, real.column(col.name), e_r, None, 0),
-                               counts.pair_codes(col, synthetic.column(col.name), e_s, None, 1))
-            sizes[col.name] = len(e_r) + 1
-        else:
-            codes = counts.discrete_codes(col, real.column(col.name), synthetic.column(col.name))
-            coded[col.name] = (codes.real + 1, codes.synthetic + 1)
-            sizes[col.name] = 3 if col.type == "boolean" else codes.size + 1
+            return (counts.pair_codes(col, real.column(col.name), e_r, None, 0),
+                    counts.pair_codes(col, synthetic.column(col.name), e_s, None, 1)), len(e_r) + 1
+        codes = counts.discrete_codes(col, real.column(col.name), synthetic.column(col.name))
+        return (codes.real + 1, codes.synthetic + 1), 3 if col.type == "boolean" else codes.size + 1
+
+    done = dict(zip((c.name for c in columns), parallel_map(code, columns)))
+    coded = {name: pair for name, (pair, _size) in done.items()}
+    sizes = {name: size for name, (_pair, size) in done.items()}
     out: dict[tuple[str, str], tuple[float, float | None]] = {}
     for group in _memory_groups(plan_bundles(pairs, sizes), sizes):
-        tables: list[dict[tuple[str, str], np.ndarray | _Sparse]] = []
-        for side in (0, 1):
+
+        def count(side: int, group: list[tuple[list[str], list[tuple[str, str]]]] = group) -> dict[tuple[str, str], np.ndarray | _Sparse]:
             found: dict[tuple[str, str], np.ndarray | _Sparse] = {}
             for cols, bundle_pairs in group:
                 shape = [sizes[c] for c in cols]
@@ -400,7 +402,9 @@ def contingency_pairs_arrow(
                     counter.add([coded[c][side][start:start + BATCH_ROWS] for c in cols])
                 for j, pair in enumerate(bundle_pairs, start=1):
                     found[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
-            tables.append(found)
+            return found
+
+        tables = parallel_map(count, (0, 1))
         for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
             out[key] = _similarity(tables[0][key], tables[1][key])
     return out
@@ -444,8 +448,7 @@ def pair_trends_table(
     if arrow is not None:
         from evaluate.fidelity import arrow_counts as counts
 
-        n_real, st_r = counts.side_stats(columns, arrow[0])
-        n_syn, st_s = counts.side_stats(columns, arrow[1])
+        (n_real, st_r), (n_syn, st_s) = parallel_map(lambda side: counts.side_stats(columns, side), arrow)
     else:
         n_real, st_r = _side_stats(con, real, columns)
         n_syn, st_s = _side_stats(con, synthetic, columns)
@@ -515,7 +518,7 @@ def pair_trends_table(
     nullable_r = {c.name for c in usable if st_r[c.name][0] < n_real}
     nullable_s = {c.name for c in usable if st_s[c.name][0] < n_syn}
     if arrow is not None:
-        r_real, r_syn = counts.pearson(arrow[0], corr_pairs), counts.pearson(arrow[1], corr_pairs)
+        r_real, r_syn = parallel_map(lambda side: counts.pearson(side, corr_pairs), arrow)
     else:
         r_real = _pearson(con, real, corr_pairs, {k: v[3] for k, v in st_r.items() if v[3] is not None}, nullable_r)
         r_syn = _pearson(con, synthetic, corr_pairs, {k: v[3] for k, v in st_s.items() if v[3] is not None}, nullable_s)

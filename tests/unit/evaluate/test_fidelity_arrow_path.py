@@ -116,6 +116,20 @@ def test_arrow_path_equals_sql_path(folders: tuple[Path, Path]) -> None:
     assert shapes["code"]["frequencies"]["categories"][:1] and 0 < fast[0].value < 1
 
 
+def test_threads_do_not_change_a_value(folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluate.fidelity.parallel import parallel_map, workers
+
+    real, synthetic = folders
+    ctx = load_context(SCHEMA, real, synthetic)
+    monkeypatch.setenv("SYNTHMED_THREADS", "3")
+    assert workers() == 3
+    assert parallel_map(lambda x: x * x, range(7)) == [0, 1, 4, 9, 16, 25, 36]  # results in input order
+    threaded = _results(ctx)
+    monkeypatch.setenv("SYNTHMED_THREADS", "1")
+    assert workers() == 1
+    _assert_same(threaded, _results(ctx))
+
+
 def test_parquet_part_folder_is_one_table(folders: tuple[Path, Path]) -> None:
     real, _ = folders
     parts = real.parent / "synthetic_parts"
