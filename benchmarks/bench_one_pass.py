@@ -189,7 +189,10 @@ def compare(label: str, ours_dir: Path, peer_dir: Path, schema: Path, peer_cmd: 
     print(f"ratio in process (our read + validate + metrics vs their report alone): {peer_inner / ours_work:.1f}x")
     print(f"scores: ours shapes {scores['fidelity.column_shapes']:.6f} trends {scores['fidelity.column_pair_trends']:.6f}; "
           f"SDMetrics {peer_line.split('score=')[1]}")
-    return {"label": label, "ours": mine, "peer": peer, "inner": inner_mid, "peer_inner": peer_inner}
+    return {"label": label, "ours": {k: v for k, v in mine.items() if k != "stdout"},
+            "peer": {k: v for k, v in peer.items() if k != "stdout"}, "inner": inner_mid, "peer_inner": peer_inner,
+            "ratio_whole": peer["wall"] / mine["wall"], "ratio_memory": peer["rss"] / mine["rss"],
+            "scores": {"ours": scores, "peer": peer_line}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,21 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-synpuf", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
     parser.add_argument("--no-subsample", action="store_true", help="SDMetrics scores every row of every pair")
+    parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON here")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load}; {args.rows:,} rows a side; {METRICS}")
     extra = ["--no-subsample"] if args.no_subsample else []
     t = time.perf_counter()
+    runs: list[dict[str, Any]] = []
     if not args.skip_synpuf:
         ours, peers, schema = synpuf_tables(args.rows, args.work)
-        compare("DE-SynPUF inpatient claims x beneficiaries (real data), 16 columns",
-                ours, peers, schema, [PY, str(SHARED / "bench" / "peer_sdmetrics.py"), str(peers), *extra], args.runs)
+        runs.append(compare("DE-SynPUF inpatient claims x beneficiaries (real data), 16 columns",
+                ours, peers, schema, [PY, str(SHARED / "bench" / "peer_sdmetrics.py"), str(peers), *extra], args.runs))
     if not args.skip_generated:
         ours, peers, schema = generated_tables(args.rows, args.work)
-        compare("generated claims (bench_fidelity's simulator), 16 columns",
-                ours, peers, schema, [PY, "-c", GENERATED_PEER, str(peers), *extra], args.runs)
+        runs.append(compare("generated claims (bench_fidelity's simulator), 16 columns",
+                            ours, peers, schema, [PY, "-c", GENERATED_PEER, str(peers), *extra], args.runs))
     print(f"\n(benchmark wall time {time.perf_counter() - t:.0f} s)")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": {"cores": os.cpu_count(), "load": load}, "rows": args.rows,
+                                        "metrics": METRICS, "runs": runs}, indent=2, default=str) + "\n")
     return 0
 
 
