@@ -16,13 +16,19 @@ is bounded per patient, not per row:
   values held by enough distinct patients (each patient counted for at most
   ``max_values_per_patient`` values) under a thresholded Gaussian histogram, the rest coded "other";
 * **one MST model per table** (``dp_tree``): the table's own columns, the number of rows each child
-  table has per row (``__n_<child>``, capped) and a few *context* columns of the parent or patient row
+  table has per row (``__n_<child>``, counted over *all* the child rows and clipped at ``max_children``, a
+  public limit apart from the row cap: the count is one cell of the parent row, so its sensitivity is the
+  parent's cap, and sampling draws that many rows although the child table itself is fitted on at most
+  ``max_rows_per_patient`` rows of each patient) and a few *context* columns of the parent or patient row
   (the columns the table's rules read, then the parent's smallest declared categories), with
   sensitivity equal to the table's cap;
 * **accounting** (``dp_accounting``): every measurement is an OpenDP measurement whose zCDP cost goes
   to one accountant; the budget is ``rho`` such that rho-zCDP gives (``epsilon``, ``delta / 2``), plus
   ``delta / 2`` shared by the value selections. ``domain_share`` of rho pays for the selections, the
-  rest is split across tables in proportion to their number of measurements.
+  rest is split across tables in proportion to their number of measurements;
+* **a workload** (``targets``, public ``table.column`` names, e.g. the target a model will be trained on):
+  in the target's table every pair holding it gets a public bonus in the tree selection (AIM's
+  workload-aware selection, ``dp_tree``), so its two-way marginals with the other columns are measured.
 
 Sampling walks the tree from the patient root: a table's rows are drawn given their parent's (and
 patient's) context, their child counts say how many child rows follow, dates come back from day
@@ -105,6 +111,7 @@ class _Rows:
     frame: pd.DataFrame
     parent_row: np.ndarray
     patient_row: np.ndarray
+    per_parent: np.ndarray | None = None  # every row of this table per parent row (before the cap), for the parent's counts
 
 
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
@@ -128,11 +135,13 @@ class DPMSTGenerator(Generator):
         *,
         epsilon: float = 1.0,
         delta: float = 1e-6,
-        max_rows_per_patient: int = 16,
+        max_rows_per_patient: int = 8,
         max_values_per_patient: int = 4,
         bins: int = 16,
         max_categories: int = 64,
         domain_share: float = 0.1,
+        max_children: int = 100,
+        targets: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__()
         num = (int, float)
@@ -144,6 +153,7 @@ class DPMSTGenerator(Generator):
             ("max_values_per_patient", max_values_per_patient, 1, 100),
             ("bins", bins, 2, 256),
             ("max_categories", max_categories, 1, 10_000),
+            ("max_children", max_children, 1, 10_000),
         ):
             _check(pname, value, isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, f"an int in [{low}, {high}]")
         _check("domain_share", domain_share, isinstance(domain_share, num) and 0 < domain_share < 1, "a float in (0, 1)")
@@ -154,6 +164,10 @@ class DPMSTGenerator(Generator):
         self.bins = bins
         self.max_categories = max_categories
         self.domain_share = float(domain_share)
+        _check("targets", targets, isinstance(targets, (list, tuple)) and all(isinstance(t, str) and "." in t for t in targets),
+               "a list of 'table.column' names")
+        self.max_children = max_children
+        self.targets = tuple(targets)
         self.nodes_: dict[str, Node] = {}
         self.root_: str = ""
         self.anchor_: str | None = None
@@ -178,6 +192,8 @@ class DPMSTGenerator(Generator):
             "bins": self.bins,
             "max_categories": self.max_categories,
             "domain_share": self.domain_share,
+            "max_children": self.max_children,
+            "targets": list(self.targets),
         }
 
     def privacy_accounting(self) -> dict[str, Any] | None:
@@ -296,6 +312,7 @@ class DPMSTGenerator(Generator):
     def _fit(self, data: TrainingData, progress: Progress) -> None:
         schema = data.schema
         self._plan(schema)
+        self._check_targets(schema)
         rng = np.random.default_rng(secrets.randbits(128))  # contribution bounds: never replayable
         progress("bounding each patient's rows")
         rows = self._bounded_rows(data, rng)
@@ -326,7 +343,7 @@ class DPMSTGenerator(Generator):
             x, specs = self._encode_training(node, rows, numeric[name], coarse)
             node.model = fit_tree(
                 x, specs, sensitivity=node.cap, rho=rho_model * weights[name] / total_weight, accountant=accountant,
-                label=f"table:{name}", bins=self.bins,
+                label=f"table:{name}", bins=self.bins, workload=self._workload(schema, node),
             )
             coarse[name] = np.stack([node.model.coarse(j, x[:, j]) for j in range(x.shape[1])], axis=1) if x.shape[1] else x
         spent_rho, spent_delta = accountant.rho_spent, accountant.delta_spent
@@ -342,6 +359,8 @@ class DPMSTGenerator(Generator):
             "delta_selection": spent_delta,
             "epsilon_spent": epsilon_for_rho(spent_rho, self._delta - spent_delta) if spent_rho > 0 else 0.0,
             "rows_per_patient_cap": {name: node.cap for name, node in self.nodes_.items()},
+            "children_per_row_limit": {f"{name}.{c}": self._count_limit(node, c) for name, node in self.nodes_.items() for c in node.children},
+            "workload": list(self.targets),
             "spent_by": accountant.summary(),
             "kept_values": {f"{t}.{g}": len(v) for (t, g), v in kept.items()},
         }
@@ -382,7 +401,8 @@ class DPMSTGenerator(Generator):
                 starts = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
                 rank[order] = np.arange(len(frame)) - np.repeat(starts, np.diff(np.r_[starts, len(frame)]))
             keep = rank < node.cap
-            out[name] = _Rows(frame[keep].reset_index(drop=True), prow[keep], patient[keep])
+            per_parent = np.bincount(prow, minlength=len(pkey))[: len(pkey)]
+            out[name] = _Rows(frame[keep].reset_index(drop=True), prow[keep], patient[keep], per_parent)
         return out
 
     def _numeric_dates(self, schema: Schema, node: Node, rows: dict[str, _Rows]) -> dict[str, np.ndarray]:
@@ -443,8 +463,28 @@ class DPMSTGenerator(Generator):
                 values = kept[(node.name, col.group or c)]
                 codecs[c] = values_codec(c, values, nullable=col.nullable, other=True, placeholder=placeholder_for(col))
         for child in node.children:
-            codecs[f"__n_{child}"] = count_codec(f"__n_{child}", node.count_low[child], self.nodes_[child].cap)
+            codecs[f"__n_{child}"] = count_codec(f"__n_{child}", node.count_low[child], self._count_limit(node, child))
         return codecs
+
+    def _count_limit(self, node: Node, child: str) -> int:
+        """Largest number of ``child`` rows per row of ``node`` modelled (public: the parameters and the schema)."""
+        cap = self.nodes_[child].cap
+        if node.name == VIRTUAL:  # the patient table's rows per patient: bounded by its key, already the cap
+            return cap
+        return max(cap, self.max_children)
+
+    def _workload(self, schema: Schema, node: Node) -> tuple[int, ...]:
+        """Positions of this table's attributes named by ``targets``."""
+        names = node.attributes()
+        table = schema.patient.table if node.name == VIRTUAL else node.name
+        return tuple(names.index(c) for t, _, c in (x.partition(".") for x in self.targets) if t == table and c in node.columns)
+
+    def _check_targets(self, schema: Schema) -> None:
+        modelled = {(schema.patient.table if n.name == VIRTUAL else n.name, c) for n in self.nodes_.values() for c in n.columns}
+        unknown = [t for t in self.targets if tuple(t.split(".", 1)) not in modelled]
+        if unknown:
+            raise GeneratorError(f"The 'targets' parameter of dp_mst must name modelled 'table.column's of schema {schema.name!r}; "
+                                 f"got {unknown!r} instead.")
 
     def _weight(self, node: Node) -> float:
         sizes = [codec.size for codec in node.codecs.values()] + [self.bins + 1] * len(node.context)
@@ -465,8 +505,9 @@ class DPMSTGenerator(Generator):
             specs.append(AttrSpec(c, codec.size, codec.ordered, codec.null_code))
         for child in node.children:
             codec = node.codecs[f"__n_{child}"]
-            counts = np.bincount(rows[child].parent_row, minlength=n)[:n] if len(rows[child].parent_row) else np.zeros(n, dtype=np.int64)
-            cols.append(codec.encode(counts))
+            full = rows[child].per_parent
+            counts = full if full is not None else np.bincount(rows[child].parent_row, minlength=n)[:n]
+            cols.append(codec.encode(np.minimum(counts, self._count_limit(node, child))))
             specs.append(AttrSpec(f"__n_{child}", codec.size, True, None))
         for i, (source, attr) in enumerate(node.context):
             smodel = self.nodes_[source].model

@@ -172,9 +172,13 @@ def _model_state(value: Any, prefix: Path_ = (), seen: set[int] | None = None) -
     return out
 
 
+# every neighbour test runs dp_mst with a workload (the selection bonus) and child counts past the row cap
+DP_PARAMS: dict[str, Any] = {"targets": ["claims.care_type"], "max_rows_per_patient": 4, "max_children": 40}
+
+
 def saved_model(folder: Path, generator: str, path: Path) -> dict[Path_, Any]:
     """Fit ``generator`` on the train side of ``folder``, save it as ``synthmed fit`` does, load it, list its state."""
-    epsilon = {"epsilon": 1.0} if generator == "dp_mst" else {}
+    epsilon = {"epsilon": 1.0, **DP_PARAMS} if generator == "dp_mst" else {}
     path.parent.mkdir(parents=True, exist_ok=True)
     get_generator(generator, **epsilon).fit(read_training_input(KR, folder, secret=SECRET.encode()).train).save(path)
     model = Generator.load(path)
@@ -201,7 +205,8 @@ def released(folder: Path, generator: str, where: Path) -> dict[Path_, Any]:
     """Release ``generator`` on ``folder`` into a fresh store; every field published about it."""
     store = Store(where)
     epsilon = 1.0 if generator == "dp_mst" else None
-    info = release(KR, folder, generator=generator, store=store, secret=SECRET.encode(), epsilon=epsilon, seed=3)
+    params = DP_PARAMS if generator == "dp_mst" else None
+    info = release(KR, folder, generator=generator, params=params, store=store, secret=SECRET.encode(), epsilon=epsilon, seed=3)
     return published(store, info.release_id)
 
 

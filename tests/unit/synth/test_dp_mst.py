@@ -247,3 +247,48 @@ def test_fitted_generator_samples_a_valid_cohort(kr_trains) -> None:
     again = gen.sample(60, seed=4)
     assert again.row_counts() == cohort.row_counts()  # sampling is seeded post-processing
     assert gen.get_params()["epsilon"] == 4.0 and gen.epsilon == 4.0 and gen.delta == 1e-6
+
+
+def test_children_per_row_are_counted_past_the_row_cap(kr_trains) -> None:
+    """The number of claims per patient is one cell of the patient row (sensitivity 1), counted over all the
+    patient's claims up to ``max_children``, not over the ``max_rows_per_patient`` rows the claims model sees."""
+    from synth.generators.base import training_data
+
+    train = kr_trains[0]
+    data = training_data(train)
+    real = data.frames["claims"].groupby("patient_id").size().reindex(data.frames["patients"]["patient_id"]).fillna(0)
+    gen = get_generator("dp_mst", epsilon=200.0, max_rows_per_patient=2, max_children=60).fit(train)
+    assert gen.accounting_["children_per_row_limit"]["patients.claims"] == 60
+    sample = gen.sample(len(real), seed=0)
+    counts = sample.row_counts()
+    per_patient = counts["claims"] / counts["patients"]
+    assert per_patient > 3 * 2  # the old model drew at most the cap (2) claims per patient
+    assert 0.7 < per_patient / real.clip(upper=60).mean() < 1.3
+    rows = gen._bounded_rows(data, np.random.default_rng(0))
+    assert np.bincount(rows["claims"].patient_row).max() <= 2  # the claims model itself still sees 2 rows per patient
+    assert rows["claims"].per_parent.sum() == len(data.frames["claims"])
+
+
+def test_a_workload_target_joins_the_tree_first() -> None:
+    """AIM-style workload: pairs holding a target get a public selection bonus, so the tree is a star around it
+    on independent columns (without the workload the target would be a leaf or two), at unchanged cost."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, size=(2000, 6))
+    specs = [AttrSpec(f"a{j}", 4, False) for j in range(6)]
+    costs = []
+    for workload in ((), (2,)):
+        acct = Accountant(rho_budget=10.0)
+        model = fit_tree(x, specs, sensitivity=1, rho=10.0, accountant=acct, label="t", workload=workload)
+        costs.append(sorted((c.label, c.rho, c.d_in) for c in acct.charges if c.label.endswith("select")))
+        if workload:
+            assert all("a2" in edge for edge in model.edges) and len(model.edges) == 5
+    assert costs[0] == costs[1]
+
+
+def test_targets_must_name_modelled_columns(kr_trains) -> None:
+    with pytest.raises(GeneratorError, match="'targets'"):
+        get_generator("dp_mst", targets=["claims.no_such_column"]).fit(kr_trains[0])
+    with pytest.raises(GeneratorError, match="'targets'"):
+        get_generator("dp_mst", targets="claims.care_type")
+    gen = get_generator("dp_mst", epsilon=50.0, targets=["claims.care_type"]).fit(kr_trains[0])
+    assert gen.get_params()["targets"] == ["claims.care_type"] and gen.accounting_["workload"] == ["claims.care_type"]
