@@ -209,3 +209,23 @@ def test_fidelity_is_equal_within_1e_9(spark: Any, folders: dict[str, Path], pre
         if want["value"] is not None:
             assert have["value"] == pytest.approx(want["value"], abs=TOLERANCE, rel=0), name
         assert have.get("skipped") == want.get("skipped"), name
+
+
+def test_catalog_tables_by_prefix_validate_as_the_folder_does(spark: Any, folders: dict[str, Path]) -> None:
+    """``table:<prefix>``: the Spark catalog's tables ``<prefix><table>`` (here global temporary views over the
+    Parquet files, so no warehouse folder is written) give the rows and the problems that the folder gives."""
+    for path in sorted(folders["valid"].glob("*.parquet")):
+        spark.read.parquet(str(path)).createOrReplaceGlobalTempView(f"synthmed_ok_{path.stem}")
+        source = folders["broken"] / path.name if path.stem == "diagnoses" else path  # one duplicate primary key
+        spark.read.parquet(str(source)).createOrReplaceGlobalTempView(f"synthmed_dup_{path.stem}")
+    folder = json.loads(cli("validate", str(folders["valid"]), "--schema", SCHEMA, "--json", "--engine", "duckdb").stdout)
+    ok = cli("validate", "table:global_temp.synthmed_ok_", "--schema", SCHEMA, "--json", "--engine", "spark")
+    assert ok.exit_code == 0, ok.stdout
+    report = json.loads(ok.stdout)
+    assert report["ok"] and report["rows"] == folder["rows"], report
+    assert report["files"]["claims"] == ["global_temp.synthmed_ok_claims"]
+    dup = cli("validate", "table:global_temp.synthmed_dup_", "--schema", SCHEMA, "--json", "--engine", "spark")
+    assert dup.exit_code == 1, dup.stdout
+    problems = json.loads(dup.stdout)["problems"]
+    assert [(p["kind"], p["table"], p["count"]) for p in problems] == [("duplicate_key", "diagnoses", 1)], problems
+    assert json.loads(dup.stdout)["rows"]["diagnoses"] == folder["rows"]["diagnoses"] + 1
