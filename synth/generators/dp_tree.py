@@ -21,6 +21,8 @@ gets a public bonus of ``workload_bonus`` times the noisy row total added to its
 exponential mechanism. The bonus depends only on earlier noisy measurements, not on the data, so the
 scores' sensitivity and the selection's cost are unchanged; the tree then joins the workload's
 attributes to the others first (a star around a target, unless another pair is far more dependent).
+A workload attribute's one-way marginal also gets ``workload_share`` times the others' share of the
+one-way budget (the step's total is unchanged), so a target's rare classes survive the noise.
 
 Because the selected pairs form a tree, the consistent distribution they imply has a closed form:
 each noisy table is projected on the non-negative tables of the estimated total (Euclidean
@@ -190,6 +192,7 @@ def fit_tree(
     bins: int = 16,
     workload: tuple[int, ...] = (),
     workload_bonus: float = 1.0,
+    workload_share: float = 4.0,
 ) -> TreeModel:
     """MST on the fine codes ``x`` (rows x attributes); one patient adds or removes at most ``sensitivity`` rows.
 
@@ -204,9 +207,10 @@ def fit_tree(
     rho_one = rho / 3.0 if len(measured) > 1 else rho
     # 1. one-way marginals (fine), then compression
     noisy: dict[int, np.ndarray] = {}
+    share = {j: workload_share if j in workload else 1.0 for j in measured}
     for j in measured:
         counts = np.bincount(x[:, j], minlength=specs[j].size)
-        noisy[j] = noisy_counts(counts, sensitivity=sensitivity, rho=rho_one / len(measured), accountant=accountant,
+        noisy[j] = noisy_counts(counts, sensitivity=sensitivity, rho=rho_one * share[j] / sum(share.values()), accountant=accountant,
                                 label=f"{label}:one-way:{names[j]}")
     if measured:
         totals = [noisy[j].sum() for j in measured]
@@ -278,7 +282,7 @@ def fit_tree(
     parent = [-1] * d
     order: list[int] = []
     seen: set[int] = set()
-    for start in range(d):
+    for start in [*workload, *range(d)]:  # a workload attribute is a root: drawn from its own (better) one-way estimate
         if start in seen:
             continue
         seen.add(start)
@@ -318,6 +322,11 @@ def _conditional(table: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nd
         rs = np.where(empty, rows, rs)
         t *= np.divide(rows, rs, out=np.zeros_like(rows), where=rs > 0)[:, None]
         cs = t.sum(axis=0)
+        lost = (cs <= 0) & (cols > 0)  # a value the noisy pair table zeroed but its one-way estimate keeps: independence
+        if lost.any():
+            row_p = rows / rows.sum() if rows.sum() > 0 else np.full(rows.size, 1.0 / rows.size)
+            t[:, lost] = row_p[:, None] * cols[None, lost]
+            cs = t.sum(axis=0)
         t *= np.divide(cols, cs, out=np.ones_like(cols), where=cs > 0)[None, :]
     rs = t.sum(axis=1, keepdims=True)
     return np.where(rs > 0, t / np.where(rs > 0, rs, 1.0), col_p[None, :])
