@@ -832,7 +832,7 @@ def _calibrated_total(
         gap = target - total
         if abs(gap) <= COUNT_TOLERANCE * target:
             break
-        alternative = np.nan_to_num(pd.to_numeric(pd.Series(model.pick(leaf, rng)), errors="coerce").to_numpy(dtype="float64"))
+        alternative = np.nan_to_num(np.asarray(model.pick(leaf, rng), dtype="float64"))  # count donors are floats
         delta = np.rint(np.clip(alternative, 0, None)) - np.rint(np.clip(counts, 0, None))
         useful = rng.permutation(np.flatnonzero(np.sign(delta) == np.sign(gap)))
         if not useful.size:
