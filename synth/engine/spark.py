@@ -76,6 +76,22 @@ def session(master: str | None = None) -> Any:
     return spark
 
 
+CACHED_ROWS = 10_000
+"""SELECT answers up to this many rows are kept for a repeat of the same statement (aggregates, not data)."""
+VOLATILE = frozenset({"random", "rand", "uuid", "gen_random_uuid", "now", "current_timestamp", "current_date",
+                      "setseed", "nextval"})
+
+
+def _repeatable(tree: Any) -> bool:
+    """True when a SELECT gives the same rows every time it runs on unchanged views (no random, clock or sample)."""
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Query) or tree.find(exp.TableSample, exp.Rand, exp.Uuid, exp.CurrentTimestamp,
+                                                    exp.CurrentDate) is not None:
+        return False
+    return not any(f.name.lower() in VOLATILE for f in tree.find_all(exp.Anonymous))
+
+
 def _python(value: Any) -> Any:
     """A value fetched from Spark as DuckDB's Python API gives it: structs as dicts, lists as lists."""
     from pyspark.sql import Row
@@ -145,6 +161,10 @@ class SparkConnection:
         self._persisted: dict[str, Any] = {}
         self._views: set[str] = set()
         self._interrupted = threading.Event()
+        self._cached: dict[str, list[tuple[Any, ...]]] = {}
+        self._key: str | None = None  # the statement whose answer fetchall keeps
+        self._lazy: str | None = None  # a cached statement, run again only if its frame is asked for (df, fetchnumpy)
+        self.statements = 0  # Spark jobs started by execute/fetchall (cache hits not counted), for profiling
 
     @classmethod
     def from_environment(cls, master: str | None = None) -> SparkConnection:
@@ -160,6 +180,9 @@ class SparkConnection:
         tree = parse(sql)
         self._result = None
         self._rows: list[tuple[Any, ...]] | None = None
+        self._key = self._lazy = None
+        if not isinstance(tree, (exp.Query, exp.Describe)):
+            self.forget()  # anything that may change a view: no cached answer survives it
         if isinstance(tree, exp.Create):
             kind = str(tree.args.get("kind") or "").upper()
             if kind == "SCHEMA":
@@ -192,8 +215,17 @@ class SparkConnection:
             frame = self._run(rewrite(tree.this))
             self._rows = [(f.name, duck_type(f.dataType.simpleString())) for f in frame.schema.fields]
             return self
-        self._result = self._run(to_spark(sql))
+        spark_sql = to_spark(sql)
+        if _repeatable(tree) and spark_sql in self._cached:
+            self._rows, self._key, self._lazy = self._cached[spark_sql], None, spark_sql
+            return self
+        self._result = self._run(spark_sql)
+        self._key = spark_sql if _repeatable(tree) else None
         return self
+
+    def forget(self) -> None:
+        """Drop every cached SELECT answer (called before anything that may change a view or function)."""
+        self._cached.clear()
 
     def _name(self, node: Any) -> str:
         from sqlglot import exp
@@ -236,22 +268,33 @@ class SparkConnection:
             raise self._error(exc, "") from None
 
     def fetchall(self) -> list[tuple[Any, ...]]:
+        """The rows of the last SELECT. A repeatable SELECT's small answer is kept until the next statement that may
+        change a view, so the metrics' repeated counts (rows per table, per metric) start one Spark job, not one each."""
         if self._result is None:
             return list(getattr(self, "_rows", None) or [])
         result = self._result
-        return self._collect(lambda: [tuple(_python(v) for v in row) for row in result.collect()])
+        self.statements += 1
+        rows = self._collect(lambda: [tuple(_python(v) for v in row) for row in result.collect()])
+        if self._key is not None and len(rows) <= CACHED_ROWS:
+            self._cached[self._key] = rows
+        return list(rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         rows = self.fetchall()
         return rows[0] if rows else None
 
+    def _frame(self) -> Any:
+        if self._result is None and self._lazy is not None:
+            self._result = self._run(self._lazy)
+        return self._result
+
     def df(self) -> Any:
-        result = self._result
+        result = self._frame()
         return self._collect(lambda: result.toPandas())
 
     def fetchnumpy(self) -> dict[str, Any]:
         """Columns as NumPy arrays, as DuckDB's ``fetchnumpy`` (a missing number as NaN, a missing object as None)."""
-        result = self._result
+        result = self._frame()
         return _numpy(self._collect(lambda: result.toArrow()))
 
     def sql(self, sql: str) -> _Relation:
@@ -260,6 +303,7 @@ class SparkConnection:
     # -- objects from Python ------------------------------------------------------------------------
     def register(self, name: str, data: Any) -> SparkConnection:
         """A temporary view over an Arrow table / record batch reader / pandas frame held by the driver."""
+        self.forget()
         if isinstance(data, pa.RecordBatchReader):
             data = data.read_all()
         frame = self.spark.createDataFrame(data)
@@ -268,6 +312,7 @@ class SparkConnection:
         return self
 
     def unregister(self, name: str) -> SparkConnection:
+        self.forget()
         self._drop(name)
         return self
 
@@ -280,6 +325,7 @@ class SparkConnection:
         import pandas as pd
         from pyspark.sql.functions import pandas_udf
 
+        self.forget()
         spark_type = {"VARCHAR": "string", "INTEGER": "int", "BIGINT": "bigint", "DOUBLE": "double"}[str(return_type)]
 
         def run(values: pd.Series) -> pd.Series:
@@ -348,6 +394,7 @@ def stage_file(con: SparkConnection, path: Path, header: list[str] | None, diale
         raw = raw.persist()
         bad = raw.filter(F.col("__corrupt").isNotNull()).count()
         frame = rows_numbered(spark, raw.filter(F.col("__corrupt").isNull()).drop("__corrupt"))
+    con.forget()
     frame.createOrReplaceTempView(name)
     con._views.add(name)
     types = {f.name: duck_type(f.dataType.simpleString()) for f in frame.schema.fields if f.name != "rowid"}
@@ -357,6 +404,7 @@ def stage_file(con: SparkConnection, path: Path, header: list[str] | None, diale
 def stage_table(con: SparkConnection, qualified: str, name: str) -> dict[str, str]:
     """A catalog table (Hive, Delta...) into the temporary view ``name``, numbered in scan order."""
     frame = rows_numbered(con.spark, con.spark.table(qualified))
+    con.forget()
     frame.createOrReplaceTempView(name)
     con._views.add(name)
     return {f.name: duck_type(f.dataType.simpleString()) for f in frame.schema.fields if f.name != "rowid"}
