@@ -187,13 +187,33 @@ def robust_range(con: duckdb.DuckDBPyConnection, relation: str, column: Column) 
     ``q = max(1%, 10 / n)`` and ``1 - q`` instead: at least ``TAIL_ROWS`` real values lie beyond each.
     None when the column has no values.
     """
-    num = numeric_expr(column)
-    n = con.execute(f"SELECT count({num}) FROM {relation}").fetchall()[0][0]
-    if not n:
-        return None
-    q = min(0.5, max(TAIL_SHARE, TAIL_ROWS / n))
-    lo, hi = con.execute(f"SELECT quantile_cont({num}, {q!r}), quantile_cont({num}, {1 - q!r}) FROM {relation}").fetchall()[0]
-    return float(lo), float(hi)
+    return robust_ranges(con, relation, [column])[column.name]
+
+
+def robust_ranges(
+    con: duckdb.DuckDBPyConnection, relation: str, columns: Sequence[Column]
+) -> dict[str, tuple[float, float] | None]:
+    """``robust_range`` of several columns of one relation in two statements (counts, then every quantile), not
+    two per column: on Spark each statement is a job, and a table's columns were most of the fidelity family's."""
+    if not columns:
+        return {}
+    nums = [numeric_expr(col) for col in columns]
+    counts = con.execute(f"SELECT {', '.join(f'count({num})' for num in nums)} FROM {relation}").fetchall()[0]
+    parts: list[str] = []
+    for num, n in zip(nums, counts):
+        if n:
+            q = min(0.5, max(TAIL_SHARE, TAIL_ROWS / n))
+            parts.extend([f"quantile_cont({num}, {q!r})", f"quantile_cont({num}, {1 - q!r})"])
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchall()[0] if parts else ()
+    out: dict[str, tuple[float, float] | None] = {}
+    at = 0
+    for col, n in zip(columns, counts):
+        if n:
+            out[col.name] = (float(row[at]), float(row[at + 1]))
+            at += 2
+        else:
+            out[col.name] = None
+    return out
 
 
 def union_sql(real: str, synthetic: str, selects: Sequence[str], synthetic_selects: Sequence[str] | None = None) -> str:

@@ -32,7 +32,7 @@ from evaluate.fidelity._common import (
     mean,
     never_scored_reason,
     require_rows,
-    robust_range,
+    robust_ranges,
     split_columns,
     value_expr,
 )
@@ -108,6 +108,9 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
                                 parallel_map(lambda col: _arrow_profile(col, arrow_r, arrow_s, stats_r, stats_s), split.scored)))
         else:
             stats_r, stats_s = _stats(ctx, tname, list(split.scored))
+            continuous_cols = [c for c in split.scored if SHAPES[c.type] == "continuous" and stats_r[c.name].non_null
+                               and stats_s[c.name].non_null]
+            ranges_r, ranges_s = robust_ranges(ctx.con, real, continuous_cols), robust_ranges(ctx.con, syn, continuous_cols)
         for col in split.scored:
             kind = kind_of(col)
             continuous = SHAPES[col.type] == "continuous"
@@ -134,7 +137,7 @@ def column_shapes(ctx: EvalContext) -> list[MetricResult]:
                     bins=continuous_detail(prof, kind),
                 )
             elif continuous:
-                span = _stored_span(ctx, real, syn, col, kind) or _span(sr, ss, col.type)
+                span = _span_of(col, kind, ranges_r[col.name], ranges_s[col.name]) or _span(sr, ss, col.type)
                 prof = continuous_profile(ctx.con, real, syn, value_expr(col), kind=kind, span=span)
                 row.update(
                     value=clip01(prof.complement),
@@ -183,15 +186,10 @@ def skipped_of_roles(skipped: list[Skipped]) -> list[Skipped]:
     return [s for s in skipped if s.reason not in (NO_REAL, NO_REAL_ROWS)]
 
 
-def _stored_span(ctx: EvalContext, real: str, syn: str, col: Any, kind: str) -> tuple[float, float] | None:
-    """The histogram's span for stored details: robust quantiles of both sides (``robust_range``), never
-    the exact real extremes; values beyond fall into the end bins. In the histogram unit (days for dates),
-    rounded inwards for integers and dates so each edge keeps at least ``TAIL_ROWS`` real values beyond it."""
-    return _span_of(col, kind, robust_range(ctx.con, real, col), robust_range(ctx.con, syn, col))
-
-
 def _span_of(col: Any, kind: str, r: tuple[float, float] | None, s: tuple[float, float] | None) -> tuple[float, float] | None:
-    """The histogram span from both sides' robust ranges (see ``_stored_span``)."""
+    """The histogram's span for stored details, from both sides' robust quantiles (``robust_range``), never the exact
+    real extremes; values beyond fall into the end bins. In the histogram unit (days for dates), rounded inwards for
+    integers and dates so each edge keeps at least ``TAIL_ROWS`` real values beyond it."""
     if r is None or s is None:
         return None
     lo, hi = min(r[0], s[0]), max(r[1], s[1])
@@ -274,6 +272,7 @@ def range_coverage(ctx: EvalContext) -> list[MetricResult]:
         if not split.scored:
             continue
         stats_r, stats_s = _stats(ctx, tname, list(split.scored))
+        real_ranges = robust_ranges(ctx.con, ctx.train.sql_name(tname), list(split.scored))
         for col in split.scored:
             sr, ss = stats_r[col.name], stats_s[col.name]
             if sr.non_null == 0:
@@ -289,7 +288,7 @@ def range_coverage(ctx: EvalContext) -> list[MetricResult]:
             else:
                 width = sr.high - sr.low
                 value = max(1.0 - (max((ss.low - sr.low) / width, 0.0) + max((sr.high - ss.high) / width, 0.0)), 0.0)
-            real_range = robust_range(ctx.con, ctx.train.sql_name(tname), col)
+            real_range = real_ranges[col.name]
             rows.append(
                 {
                     "table": tname,
