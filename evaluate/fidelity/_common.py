@@ -356,36 +356,63 @@ def discrete_profile(
 
     Raises EmptyInputError when either side has no non-null value.
     """
+    profile = discrete_profiles(con, real, synthetic, [expr], top=top)[0]
+    if isinstance(profile, str):
+        raise EmptyInputError(profile)
+    return profile
+
+
+def discrete_profiles(
+    con: duckdb.DuckDBPyConnection, real: str, synthetic: str, exprs: Sequence[str], *, top: int = TOP
+) -> list[DiscreteProfile | str]:
+    """``discrete_profile`` of several expressions over the same two relations in one statement (each grouped on its
+    own values, then windowed per expression): one Spark job per table, not one per column. An expression whose side
+    has no non-null value gets the reason as a string instead of a profile."""
+    if not exprs:
+        return []
+    grouped = " UNION ALL ".join(
+        f"""SELECT {i} AS i, CAST(v AS VARCHAR) AS v, cr, cs FROM (
+              SELECT v, count(*) FILTER (WHERE NOT s) AS cr, count(*) FILTER (WHERE s) AS cs
+              FROM ({union_sql(real, synthetic, [f"{expr} AS v"])}) WHERE v IS NOT NULL GROUP BY v)"""
+        for i, expr in enumerate(exprs))
     rows = con.execute(
         f"""
-        WITH u AS ({union_sql(real, synthetic, [f"{expr} AS v"])}),
-        g AS (SELECT v, count(*) FILTER (WHERE NOT s) AS cr, count(*) FILTER (WHERE s) AS cs
-              FROM u WHERE v IS NOT NULL GROUP BY v),
-        t AS (SELECT v, cr, cs, CAST(sum(cr) OVER () AS DOUBLE) AS nr, CAST(sum(cs) OVER () AS DOUBLE) AS ns FROM g),
-        z AS (SELECT v, cr, cs, nr, ns,
-                     sum(abs(CASE WHEN nr > 0 THEN cr / nr ELSE 0 END - CASE WHEN ns > 0 THEN cs / ns ELSE 0 END)) OVER () AS l1,
-                     sum(CAST(cr > 0 AS INTEGER)) OVER () AS kr,
-                     sum(CAST(cs > 0 AS INTEGER)) OVER () AS ks,
-                     sum(CAST(cr > 0 AND cs > 0 AS INTEGER)) OVER () AS kc,
-                     row_number() OVER (ORDER BY cr DESC, cs DESC, CAST(v AS VARCHAR)) AS rk
+        WITH g AS ({grouped}),
+        t AS (SELECT i, v, cr, cs, CAST(sum(cr) OVER (PARTITION BY i) AS DOUBLE) AS nr,
+                     CAST(sum(cs) OVER (PARTITION BY i) AS DOUBLE) AS ns FROM g),
+        z AS (SELECT i, v, cr, cs, nr, ns,
+                     sum(abs(CASE WHEN nr > 0 THEN cr / nr ELSE 0 END - CASE WHEN ns > 0 THEN cs / ns ELSE 0 END))
+                         OVER (PARTITION BY i) AS l1,
+                     sum(CAST(cr > 0 AS INTEGER)) OVER (PARTITION BY i) AS kr,
+                     sum(CAST(cs > 0 AS INTEGER)) OVER (PARTITION BY i) AS ks,
+                     sum(CAST(cr > 0 AND cs > 0 AS INTEGER)) OVER (PARTITION BY i) AS kc,
+                     row_number() OVER (PARTITION BY i ORDER BY cr DESC, cs DESC, v) AS rk
               FROM t)
-        SELECT CAST(v AS VARCHAR), cr, cs, nr, ns, l1, kr, ks, kc FROM z WHERE rk <= {max(1, int(top))} ORDER BY rk"""
+        SELECT i, v, cr, cs, nr, ns, l1, kr, ks, kc FROM z WHERE rk <= {max(1, int(top))} ORDER BY i, rk"""
     ).fetchall()
-    nr = int(rows[0][3]) if rows else 0
-    ns = int(rows[0][4]) if rows else 0
-    if not nr or not ns:
-        side = "real" if not nr else "synthetic"
-        raise EmptyInputError(f"the {side} column has no non-null values; category frequencies need at least one on each side")
-    first = rows[0]
-    return DiscreteProfile(
-        total_variation=min(1.0, max(0.0, 0.5 * float(first[5]))),
-        n_real=nr,
-        n_synthetic=ns,
-        categories_real=int(first[6]),
-        categories_synthetic=int(first[7]),
-        categories_covered=int(first[8]),
-        top=tuple((str(r[0]), int(r[1]), int(r[2])) for r in rows[: max(0, int(top))]),
-    )
+    by_expr: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_expr.setdefault(int(row[0]), []).append(row[1:])
+    out: list[DiscreteProfile | str] = []
+    for i in range(len(exprs)):
+        got = by_expr.get(i, [])
+        nr = int(got[0][3]) if got else 0
+        ns = int(got[0][4]) if got else 0
+        if not nr or not ns:
+            side = "real" if not nr else "synthetic"
+            out.append(f"the {side} column has no non-null values; category frequencies need at least one on each side")
+            continue
+        first = got[0]
+        out.append(DiscreteProfile(
+            total_variation=min(1.0, max(0.0, 0.5 * float(first[5]))),
+            n_real=nr,
+            n_synthetic=ns,
+            categories_real=int(first[6]),
+            categories_synthetic=int(first[7]),
+            categories_covered=int(first[8]),
+            top=tuple((str(r[0]), int(r[1]), int(r[2])) for r in got[: max(0, int(top))]),
+        ))
+    return out
 
 
 def tv_complement_sql(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, expr: str) -> float:

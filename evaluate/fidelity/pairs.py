@@ -42,6 +42,7 @@ from evaluate.fidelity._common import SHAPES, mean, mean_result, numeric_expr, r
 from evaluate.fidelity.parallel import parallel_map
 from evaluate.registry import metric
 from evaluate.result import MetricResult, Skipped
+from synth.engine import is_spark
 
 NAME = "fidelity.column_pair_trends"
 DISCRETE_BINS = 10
@@ -554,8 +555,10 @@ def _avg_rank(expr: str) -> str:
 
 
 SPEARMAN_MAX_ROWS = 1_000_000
-"""Above this many rows a side's Spearman ranks come from a seeded reservoir sample of this size: ranking
-sorts every column, which would dominate time and memory on tens of millions of rows."""
+"""Above this many rows a side's Spearman ranks come from a seeded sample of this size: ranking sorts every
+column, which would dominate time and memory on tens of millions of rows. DuckDB draws a reservoir of exactly this
+many rows; Spark (which has no reservoir sample) a seeded Bernoulli sample of the same expected size, so above
+this size the two engines' continuous pair trends agree to sampling error, not to 1e-9."""
 
 
 def _spearman(
@@ -569,7 +572,10 @@ def _spearman(
     """
     if not pairs:
         return []
-    if n_rows > SPEARMAN_MAX_ROWS:
+    if n_rows > SPEARMAN_MAX_ROWS and is_spark(con):
+        share = 100.0 * SPEARMAN_MAX_ROWS / n_rows
+        relation = f"(SELECT * FROM (SELECT * FROM {relation}) USING SAMPLE {share!r} PERCENT (bernoulli, 17))"
+    elif n_rows > SPEARMAN_MAX_ROWS:
         relation = f"(SELECT * FROM {relation} USING SAMPLE reservoir({SPEARMAN_MAX_ROWS} ROWS) REPEATABLE (17))"
     out: dict[int, float | None] = {}
     full = [(i, a, b) for i, (a, b) in enumerate(pairs) if a.name not in nullable and b.name not in nullable]

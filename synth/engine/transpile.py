@@ -7,7 +7,8 @@ SQLGlot reads DuckDB's dialect and writes Spark's (casts, ``sha256`` -> ``sha2``
 * ``regexp_full_match(x, 'p')`` -> ``x RLIKE '^(?:p)$'``; ``try_strptime(x, '%Y..')`` -> ``try_to_timestamp(x, 'yyyy..')``;
 * ``epoch(v)`` / ``epoch_ns(v)`` -> ``unix_micros(CAST(v AS TIMESTAMP)) / 1e6`` / ``* 1000`` (fractions kept);
 * ``quantile_cont`` -> ``percentile`` (both interpolate linearly); ``to_days(n)`` -> ``make_dt_interval(n)``;
-* a whole row as a struct (``p AS s`` in ``data_schemas.rules``) -> ``struct(p.*)``.
+* a whole row as a struct (``p AS s`` in ``data_schemas.rules``) -> ``struct(p.*)``;
+* a seeded sample (``USING SAMPLE p PERCENT (bernoulli, seed)``) -> ``TABLESAMPLE (p PERCENT) REPEATABLE (seed)``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.spark import Spark
 from sqlglot.time import format_time
+
+class SparkSQL(Spark):
+    """Spark's dialect as SQLGlot writes it, but a sample's seed as Spark's parser reads it (``REPEATABLE``)."""
+
+    class Generator(Spark.Generator):  # type: ignore[name-defined,misc]
+        TABLESAMPLE_SEED_KEYWORD = "REPEATABLE"
+
 
 ROW_ALIASES = {"p": "s", "r": "s", "t": "__sm_patient"}
 """Whole-row struct references of ``data_schemas.rules.rule_frame_sql``: table alias -> the name it is given."""
@@ -76,7 +84,7 @@ def _micros(value: exp.Expression) -> exp.Expression:
 def to_spark(sql: str) -> str:
     """One DuckDB SELECT (or expression statement) as Spark SQL."""
     tree = sqlglot.parse_one(sql, read="duckdb")
-    return tree.transform(_rewrite).sql(dialect="spark")
+    return tree.transform(_rewrite).sql(dialect=SparkSQL)
 
 
 def parse(sql: str) -> exp.Expression:
@@ -84,4 +92,4 @@ def parse(sql: str) -> exp.Expression:
 
 
 def rewrite(tree: exp.Expression) -> str:
-    return tree.transform(_rewrite).sql(dialect="spark")
+    return tree.transform(_rewrite).sql(dialect=SparkSQL)

@@ -229,3 +229,35 @@ def test_catalog_tables_by_prefix_validate_as_the_folder_does(spark: Any, folder
     problems = json.loads(dup.stdout)["problems"]
     assert [(p["kind"], p["table"], p["count"]) for p in problems] == [("duplicate_key", "diagnoses", 1)], problems
     assert json.loads(dup.stdout)["rows"]["diagnoses"] == folder["rows"]["diagnoses"] + 1
+
+
+def test_spearman_above_the_sample_size_runs_on_a_seeded_sample(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``SPEARMAN_MAX_ROWS`` a side is ranked on a seeded sample: DuckDB's reservoir, Spark's Bernoulli sample
+    (Spark has no reservoir). The Spark statement must parse and run (a 1M-claim run once failed here), give the same
+    value twice, and lie within sampling error of DuckDB's and of the exact value (rows stored in order of ``a``, so
+    ranking the first rows instead of a sample would be far off)."""
+    import duckdb
+    import numpy as np
+
+    from data_schemas.model import Column
+    from evaluate.fidelity import pairs
+    from synth.engine.spark import SparkConnection
+
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.normal(size=20_000))  # sorted: the first rows are no sample (Spark's "N ROWS" takes them)
+    table = pa.table({"a": x, "b": x + rng.normal(size=20_000)})
+    pair = [(Column(name="a", type="numerical"), Column(name="b", type="numerical"))]
+    duck = duckdb.connect()
+    duck.register("t", table)
+    exact = pairs._spearman(duck, "t", pair, set(), 20_000)[0]
+    monkeypatch.setattr(pairs, "SPEARMAN_MAX_ROWS", 2_000)
+    sampled_duck = pairs._spearman(duck, "t", pair, set(), 20_000)[0]
+    con = SparkConnection(spark)
+    con.register("spearman_t", table)
+    first = pairs._spearman(con, "spearman_t", pair, set(), 20_000)[0]
+    again = pairs._spearman(con, "spearman_t", pair, set(), 20_000)[0]
+    assert first is not None and exact is not None and sampled_duck is not None
+    assert first == again  # seeded
+    assert first != exact  # it is a sample, not all rows
+    assert abs(first - exact) < 0.05 and abs(first - sampled_duck) < 0.07
+
