@@ -3,6 +3,7 @@ processes on the demo claims population at 1M-100M claim rows, DuckDB against Sp
 
     .venv/bin/python benchmarks/bench_scale.py --rows 1000000 10000000 --engines duckdb spark
     .venv/bin/python benchmarks/bench_scale.py --rows 2000 --work /tmp/s --out-dir /tmp/s   # smoke
+    .venv/bin/python benchmarks/bench_scale.py --rows 1000000 --engines spark --stages evaluate  # rerun one stage
 
 Data: ``synth.demo_population.simulate`` (kr_claims: patients, claims, claim_details, diagnoses, prescriptions),
 drawn in chunks of patients (each chunk its own seed, its ids suffixed by the chunk number) and appended to one
@@ -120,10 +121,18 @@ def run_stage(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, 
     return {"status": status, "wall": round(wall, 2), "peak_rss": peak[0], "stdout": out, "stderr": err[-3000:]}
 
 
-def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The four stages on one engine; a stage after a failure is recorded as not run."""
+def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[str, str],
+               stages: tuple[str, ...] = STAGES) -> dict[str, dict[str, Any]]:
+    """The stages on one engine; a stage after a failure is recorded as not run. A stage left out of ``stages`` is not
+    run: the later ones use what an earlier run of it left under ``work`` (the prepared folder, the store)."""
     prepared, store = work / f"prepared-{engine}", work / f"store-{engine}"
-    subprocess.run(["rm", "-rf", str(prepared), str(store)], check=True)
+    if "prepare" in stages:
+        subprocess.run(["rm", "-rf", str(prepared)], check=True)
+    if "release" in stages:
+        subprocess.run(["rm", "-rf", str(store)], check=True)
+    for stage, needs in (("release", prepared), ("evaluate", store)):
+        if stage in stages and not needs.exists() and STAGES[STAGES.index(stage) - 1] not in stages:
+            raise SystemExit(f"--stages {stage} needs {needs} from an earlier run of the stage before it")
     common = ["--schema", "kr_claims", "--engine", engine]
     results: dict[str, dict[str, Any]] = {}
     commands = {
@@ -132,7 +141,7 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
         "release": ["release", "--data", str(prepared), *common, "--generator", "dp_mst", "--epsilon", "4",
                     "--store", str(store), "--quiet"],
     }
-    for stage in STAGES:
+    for stage in (s for s in STAGES if s in stages):
         if any(r["status"] != "ok" for r in results.values()):
             results[stage] = {"status": "not run (an earlier stage did not finish)", "wall": None, "peak_rss": None}
             continue
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per stage (default 1500)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
+                        help="stages to run (default all); a later stage alone reuses the earlier stages' outputs under --work")
     args = parser.parse_args(argv)
 
     env = {**os.environ, "SYNTHMED_SECRET": SECRET, "SYNTHMED_SPARK_MASTER": os.environ.get("SYNTHMED_SPARK_MASTER", "local[2]"),
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.generate_only:
             continue
         for engine in args.engines:
-            for stage, got in run_engine(engine, data / "data", data, args.timeout, env).items():
+            for stage, got in run_engine(engine, data / "data", data, args.timeout, env, tuple(args.stages)).items():
                 rows_out.append({"claims": counts["claims"], "all_rows": sum(counts.values()), "engine": engine,
                                  "stage": stage, **got})
     if args.generate_only:
