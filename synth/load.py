@@ -1096,7 +1096,11 @@ def _check_foreign_keys(
         if absent and (col.name in absent.get(table.name, ()) or ref_col in absent.get(ref_table, ())):
             continue
         q = quote(col.name)
-        cond = f"{q} IS NOT NULL AND {q} NOT IN (SELECT {quote(ref_col)} FROM {typed[ref_table]} WHERE {quote(ref_col)} IS NOT NULL)"
+        ref = quote(ref_col)
+        # the orphan values (this column's values EXCEPT the parent's), then the rows holding one: a NOT IN subquery
+        # is a null-aware anti join, which Spark broadcasts through its driver (10M parent keys ran it out of memory)
+        cond = (f"{q} IN (SELECT {q} FROM {rel} WHERE {q} IS NOT NULL "
+                f"EXCEPT SELECT {ref} FROM {typed[ref_table]} WHERE {ref} IS NOT NULL)")
         n = con.execute(f"SELECT count(*) FROM {rel} WHERE {cond}").fetchall()[0][0]  # type: ignore[index]
         if n:
             _add_with_samples(
