@@ -21,6 +21,7 @@ from synth.prepare import read_prepared
 from synth.pseudonymise import pseudonymise
 from synth.release import ReleaseInfo, Store, write_release
 from synth.split import SplitRecord, split_patients
+from synth.uniques import ReplicatedUniques, not_applied, remove_replicated_uniques
 
 Progress = Callable[[str], None]
 
@@ -144,12 +145,15 @@ def release(
     delta: float | None = None,
     requested_by: str | None = None,
     engine: str = "duckdb",
+    remove_uniques: bool = True,
 ) -> ReleaseInfo:
     """Fit ``generator`` on the train split, sample ``n_patients``, register.
 
     Without ``n_patients`` a release has as many patients as train, except for a differentially
     private generator, whose default is its own noisy estimate (the exact size is private).
     ``requested_by`` (default: the OS user) is who asked for the release; that identity cannot approve it.
+    ``remove_uniques`` (default on): synthetic rows replicating a training-unique row are removed before
+    the release is written (``synth.uniques``; see ``replicated_uniques_guard`` for when it never runs).
     """
     say = progress or (lambda _m: None)
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
@@ -168,6 +172,7 @@ def release(
         raise GeneratorError(f"generator {generator!r} has no private estimate of the number of patients: pass --patients N")
     say(f"sampling {n:,} patients (seed {seed})")
     synthetic = gen.sample(n, seed=seed, progress=say)
+    synthetic, uniques = replicated_uniques_guard(gen, data.train, synthetic, enabled=remove_uniques, progress=say)
     say("writing and registering the release")
     info = write_release(
         store,
@@ -185,5 +190,26 @@ def release(
         delta=gen.delta,
         privacy=gen.privacy_accounting(),
         requested_by=requested_by,
+        replicated_uniques=uniques.to_dict(),
     )
     return info
+
+
+def replicated_uniques_guard(
+    gen: Generator, train: Dataset, synthetic: Dataset, *, enabled: bool = True, progress: Progress | None = None
+) -> tuple[Dataset, ReplicatedUniques]:
+    """``synthetic`` less its rows that replicate a training-unique row, where that applies (``synth.uniques``).
+
+    Never for a differentially private generator: the removal compares the sample with the private training
+    rows, post-processing that depends on the data, so the release would no longer carry the generator's
+    (epsilon, delta) guarantee. Nor for a calibration baseline (``copy``): it returns training records on
+    purpose, for the evaluator to catch. Elsewhere on unless ``enabled`` is False (``--keep-replicated-uniques``).
+    """
+    if gen.differentially_private:
+        return synthetic, not_applied("differentially private generator: removing rows by comparing them with the "
+                                      "training data would break its (epsilon, delta) guarantee")
+    if gen.unsafe:
+        return synthetic, not_applied("calibration baseline that returns training records on purpose")
+    if not enabled:
+        return synthetic, not_applied("turned off by the user (--keep-replicated-uniques)")
+    return remove_replicated_uniques(train, synthetic, progress=progress)

@@ -245,6 +245,7 @@ def write_release(
     privacy: dict[str, Any] | None = None,
     requested_by: str | None = None,
     private_source: dict[str, Any] | None = None,
+    replicated_uniques: dict[str, Any] | None = None,
 ) -> ReleaseInfo:
     """Write the folder and register it atomically (see the module docstring).
 
@@ -254,6 +255,8 @@ def write_release(
 
     ``requested_by`` (default: the OS user) is recorded in the catalog row with the OS user, never in the
     public manifest: the review app refuses an approval by the identity that requested the release.
+
+    ``replicated_uniques`` (``synth.uniques.ReplicatedUniques.to_dict``: counts only) goes to the manifest.
     """
     with store.write_lock():
         store.reconcile()
@@ -291,6 +294,7 @@ def write_release(
                 "rows": rows,
                 "source": source,
                 "sample_report": sample_report,
+                **({"replicated_uniques": replicated_uniques} if replicated_uniques is not None else {}),
                 "files": {
                     p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in [*paths.values(), tmp / SCHEMA_FILE]
                 },

@@ -383,6 +383,14 @@ def release(
     ] = None,
     max_time: MaxTimeOpt = None,
     engine: EngineOpt = "duckdb",
+    keep_replicated_uniques: Annotated[
+        bool,
+        typer.Option(
+            "--keep-replicated-uniques",
+            help="Keep synthetic rows that copy a row unique in training (removed by default, with the patient's rows when "
+            "the row is a patient's; never applied to differentially private generators).",
+        ),
+    ] = False,
 ) -> None:
     """Fit on the train split, sample a cohort, and register it as an immutable release."""
     from synth.pipeline import release as run_release
@@ -391,9 +399,16 @@ def release(
         load_schema(schema), data_dir, generator=generator, params=_with_max_time(_params(param), max_time), store=_store(store),
         n_patients=patients, seed=seed, secret=_optional_secret(secret_file), allow_unsafe=allow_unsafe,
         progress=_progress(quiet), epsilon=epsilon, delta=delta, requested_by=requested_by, engine=engine,
+        remove_uniques=not keep_replicated_uniques,
     )
     rows = ", ".join(f"{t} {n:,}" for t, n in info.manifest["rows"].items())
     out.print(f"release {info.release_id}: {rows}")
+    guard = info.manifest.get("replicated_uniques", {})
+    if guard.get("applied"):
+        removed = ", ".join(f"{t} {n:,}" for t, n in guard["removed_rows"].items())
+        out.print(f"  removed as replicas of training-unique rows: {guard['removed_patients']:,} patient(s); rows {removed}")
+        for warning in guard.get("warnings", []) if quiet else []:  # else already said through the progress lines
+            err.print(f"warning: {warning}", markup=False)
     out.print(f"  {info.path}")
 
 

@@ -1,0 +1,218 @@
+"""Replicated uniques: synthetic rows that copy a row unique in training, removed before a release is written.
+
+A synthetic row of a patient table whose every attribute column (all columns but ids, keys and direct
+identifiers) equals a training row that no other training row shares is a disclosure even when the
+generator did nothing wrong on average: it singles out one real person. synthpop removes such rows with
+``sds.syn(..., rm.replicated.uniques = TRUE)`` (Nowok, Raab and Dibben, "synthpop: Bespoke creation of
+synthetic data in R", J. Stat. Softw. 74(11), 2016, section 3.5). Here a replicated root row takes its
+patient's whole subtree with it (every row of every table that belongs to the patient); a replicated
+child row takes its own descendants, so referential integrity holds.
+
+The comparison runs as SQL on the connection that already holds the training data (the synthetic tables
+are registered beside it), so training rows, their hashes or their counts never leave the engine: only the
+number of removed rows per table is reported (``ReplicatedUniques``, written to the release manifest).
+
+Never for a differentially private generator: this post-processing reads the private data, so a DP
+release passed through it would no longer carry its (epsilon, delta) guarantee (``synth.pipeline``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_schemas.model import Schema
+from data_schemas.rules import quote
+from synth.errors import DataValidationError
+from synth.load import Dataset, frames_to_dataset
+
+Progress = Callable[[str], None]
+
+MAX_PATIENT_SHARE = 0.05
+"""Past this share of the cohort's patients removed, the guard still removes them but warns: the generator
+is copying training records and the release is a poor one (a larger min_patients, or another generator)."""
+
+
+@dataclass(frozen=True)
+class ReplicatedUniques:
+    """What the guard did to one release: aggregates only (no row, key or hash of training data).
+
+    ``matched_rows``: synthetic rows per table equal to a unique training row; ``removed_rows``: rows
+    removed per table, those and everything below them; ``removed_patients`` of ``patients_before``.
+    Every patient table is listed, at zero when nothing matched, so the shape says nothing about the data.
+    """
+
+    applied: bool
+    reason: str = ""
+    matched_rows: dict[str, int] = field(default_factory=dict)
+    removed_rows: dict[str, int] = field(default_factory=dict)
+    removed_patients: int = 0
+    patients_before: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def removed_share(self) -> float:
+        return self.removed_patients / self.patients_before if self.patients_before else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"applied": self.applied}
+        if not self.applied:
+            out["reason"] = self.reason
+            return out
+        return {
+            **out,
+            "method": "rows equal on every attribute column to a training row unique on them (synthpop rm.replicated.uniques)",
+            "matched_rows": self.matched_rows,
+            "removed_rows": self.removed_rows,
+            "removed_patients": self.removed_patients,
+            "patients_before": self.patients_before,
+            "warnings": list(self.warnings),
+        }
+
+
+def not_applied(reason: str) -> ReplicatedUniques:
+    return ReplicatedUniques(applied=False, reason=reason)
+
+
+def patient_tables(schema: Schema) -> list[str]:
+    """The tables holding patients' rows (the root and every table with a key path up to it), parents first."""
+    return [
+        t for t in schema.topological_order()
+        if not schema.tables[t].reference and (t == schema.patient.table or schema.path_to_patient(t))
+    ]
+
+
+def attribute_columns(schema: Schema, table: str) -> list[str]:
+    """The columns a row is compared on: everything but ids (keys, foreign keys, free ids) and direct identifiers."""
+    return [c.name for c in schema.tables[table].columns.values() if c.type != "id" and c.privacy != "direct_identifier"]
+
+
+def replicated_unique_rows(train: Dataset, synthetic: Dataset, table: str) -> np.ndarray:
+    """Row positions of ``synthetic``'s ``table`` equal (nulls equal to nulls) on every attribute column to a
+    training row that is unique in training on those columns. Runs on ``train``'s connection."""
+    schema = train.schema
+    cols = attribute_columns(schema, table)
+    if not cols:
+        return np.array([], dtype=np.int64)
+    frame = synthetic.con.sql(f"SELECT {', '.join(quote(c) for c in cols)} FROM {synthetic.sql_name(table)}").to_arrow_table()
+    if frame.num_rows == 0:
+        return np.array([], dtype=np.int64)
+    frame = frame.append_column("__row", pa.array(np.arange(frame.num_rows, dtype=np.int64)))
+    view = f"__synthetic_uniques_{table}"
+    listed = ", ".join(quote(c) for c in cols)
+    on = " AND ".join(f"s.{quote(c)} IS NOT DISTINCT FROM u.{quote(c)}" for c in cols)
+    con = train.con
+    con.register(view, frame)
+    try:
+        rows = con.execute(
+            f"SELECT s.__row FROM {quote(view)} s JOIN "
+            f"(SELECT {listed} FROM {train.sql_name(table)} GROUP BY {listed} HAVING count(*) = 1) u ON {on} "
+            "ORDER BY s.__row"
+        ).fetchnumpy()["__row"]
+    finally:
+        con.unregister(view)
+    return np.asarray(rows, dtype=np.int64)
+
+
+def remove_replicated_uniques(
+    train: Dataset, synthetic: Dataset, *, max_patient_share: float = MAX_PATIENT_SHARE, progress: Progress | None = None
+) -> tuple[Dataset, ReplicatedUniques]:
+    """``synthetic`` without the rows of patient tables that replicate a training-unique row (with their subtrees).
+
+    Returns the dataset (``synthetic`` itself when nothing matched) and what was removed. When the
+    removal empties a table that had rows, or takes more than ``max_patient_share`` of the patients, it
+    goes on and says so in ``warnings`` (and through ``progress``).
+    """
+    if not 0.0 <= max_patient_share <= 1.0:
+        raise ValueError(f"The 'max_patient_share' parameter must be a float in [0, 1]; got {max_patient_share!r} instead.")
+    say = progress or (lambda _m: None)
+    schema = synthetic.schema
+    if train.schema.fingerprint != schema.fingerprint:
+        raise ValueError("the training data and the synthetic cohort have different schemas")
+    tables = patient_tables(schema)
+    matched = {t: replicated_unique_rows(train, synthetic, t) for t in tables}
+    before = synthetic.row_counts()
+    patients_before = _n_patients(schema, synthetic.to_arrow(schema.patient.table))
+    if not any(len(rows) for rows in matched.values()):
+        return synthetic, ReplicatedUniques(
+            applied=True, matched_rows=dict.fromkeys(tables, 0), removed_rows=dict.fromkeys(tables, 0),
+            patients_before=patients_before,
+        )
+    frames = {t: synthetic.to_arrow(t) for t in schema.tables}
+    keep = _cascade(schema, frames, matched)
+    kept = {t: frames[t].filter(pa.array(keep[t])) if t in keep else frames[t] for t in schema.tables}
+    removed = {t: int(before[t] - kept[t].num_rows) for t in tables}
+    patients_after = _n_patients(schema, kept[schema.patient.table])
+    result = ReplicatedUniques(
+        applied=True,
+        matched_rows={t: int(len(matched[t])) for t in tables},
+        removed_rows=removed,
+        removed_patients=patients_before - patients_after,
+        patients_before=patients_before,
+        warnings=tuple(_warnings(tables, before, kept, patients_before, patients_after, max_patient_share)),
+    )
+    say(
+        f"removed {result.removed_patients:,} of {patients_before:,} synthetic patients and "
+        + ", ".join(f"{n:,} {t} row(s)" for t, n in removed.items())
+        + " replicating a row unique in training"
+    )
+    for warning in result.warnings:
+        say(f"WARNING: {warning}")
+    dataset, report = frames_to_dataset(schema, kept, con=synthetic.con, namespace=f"{synthetic.namespace}_guarded", source=synthetic.source)
+    if not report.ok:
+        raise DataValidationError(report)
+    return dataset, result
+
+
+def _cascade(schema: Schema, frames: dict[str, pa.Table], matched: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep masks per table: matched rows out; a matched root row takes its patient's rows everywhere; a
+    removed row takes the rows below it (children whose parent key it held)."""
+    keep = {t: np.ones(frames[t].num_rows, dtype=bool) for t in frames}
+    for table, rows in matched.items():
+        keep[table][rows] = False
+    root, pcol = schema.patient.table, schema.patient.column
+    if len(matched.get(root, ())):
+        gone = pc.unique(frames[root][pcol].take(pa.array(matched[root])))
+        for name in frames:
+            col = schema.patient_column_of(name)
+            if col is not None and not schema.tables[name].reference:
+                keep[name] &= ~_in(frames[name][col], gone)
+    for name in schema.topological_order():  # parents first: a removal reaches grandchildren through children
+        link = schema.parent_of(name)
+        if link is None or name not in frames:
+            continue
+        fk, parent, parent_col = link
+        removed_keys = frames[parent][parent_col].filter(pa.array(~keep[parent]))
+        if len(removed_keys):
+            keep[name] &= ~_in(frames[name][fk.name], pc.unique(removed_keys))
+    return keep
+
+
+def _in(values: pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
+    """Whether each value is one of ``keys`` (a null is never in it)."""
+    return pc.fill_null(pc.is_in(values, value_set=keys.drop_null()), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _n_patients(schema: Schema, root: pa.Table) -> int:
+    return int(pc.count_distinct(root[schema.patient.column]).as_py())
+
+
+def _warnings(
+    tables: list[str], before: dict[str, int], kept: dict[str, pa.Table], patients_before: int, patients_after: int, limit: float
+) -> list[str]:
+    out = [
+        f"table {t} is empty after removing the rows that replicate training-unique rows (it had {before[t]:,})"
+        for t in tables if before[t] and not kept[t].num_rows
+    ]
+    lost = patients_before - patients_after
+    if patients_before and lost / patients_before > limit:
+        out.append(
+            f"{lost:,} of {patients_before:,} synthetic patients ({lost / patients_before:.1%}, more than {limit:.0%}) "
+            "replicated a patient unique in training and were removed: the generator copies training records "
+            "(raise min_patients or use another generator)"
+        )
+    return out
