@@ -118,6 +118,10 @@ class Dataset:
     arrow: dict[str, pa.Table] = field(default_factory=dict, repr=False)
     """Typed Arrow tables behind some views (tables the loader read from typed Parquet): the fidelity metrics
     count their dictionary codes directly instead of reading the rows back out of DuckDB."""
+    child_counts: dict[str, str] = field(default_factory=dict)
+    """Per table, the SQL name of a relation ``(key, n)``: how many rows of that table each parent row had before
+    a per-patient cap dropped some (clipped at a public limit), keyed by the parent's key value. Set by
+    ``synth.engine.local.bounded`` so a DP generator fitted on bounded rows still counts children past the cap."""
 
     def sql_name(self, table: str) -> str:
         """The quoted SQL name of a table's view, for use in queries."""

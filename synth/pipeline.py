@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data_schemas.model import Schema
+from synth.engine.local import fit_input
 from synth.errors import GeneratorError, MissingSecretError
 from synth.generators import Generator, get_generator
 from synth.load import Dataset, connect, load_dataset
@@ -160,11 +161,8 @@ def release(
     store.preflight(secret=secret)  # a store that could not register the release fails before the fit, not after
     say(f"reading {data_dir}")
     data = read_training_input(schema, data_dir, secret=secret, engine=engine)
-    train = data.train
-    if engine != "duckdb":  # the fit runs in this process, on what the engine bounds (DP) or samples (others)
-        from synth.engine.local import fit_input
-
-        train = fit_input(gen, data.train, seed=seed, progress=say)
+    # the fit runs in this process: DP generators on what the engine bounds, others on Spark on a sample
+    train = fit_input(gen, data.train, seed=seed, progress=say)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")
     gen.fit(train, progress=say)
     n = n_patients or gen.release_size(data.split.n_train)

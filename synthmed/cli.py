@@ -334,12 +334,14 @@ def fit(
     max_time: MaxTimeOpt = None,
 ) -> None:
     """Fit a generator on the train split of a data folder and save it."""
+    from synth.engine.local import fit_input
     from synth.pipeline import make_generator, read_training_input
 
     sch = load_schema(schema)
     gen = make_generator(generator, _with_max_time(_params(param), max_time), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file))
-    gen.fit(data.train, progress=_progress(quiet))
+    say = _progress(quiet)
+    gen.fit(fit_input(gen, data.train, progress=say), progress=say)  # a DP generator fits on bounded rows, as in release
     output.parent.mkdir(parents=True, exist_ok=True)
     gen.save(output)
     out.print(f"fitted {generator} on {data.split.n_train:,} patients; saved to {output}")

@@ -1,10 +1,12 @@
-"""What a generator fits on when the data lives on Spark: bounded (DP) or sampled (others) by the engine,
-then collected into DuckDB in this process, where the fit runs.
+"""What a generator fits on: bounded (DP, on either engine) or sampled (others, on Spark) by the engine, then,
+from Spark, collected into DuckDB in this process, where the fit runs.
 
 * ``bounded``: each patient's rows capped per table (``contribution_caps`` of a DP generator), chosen by a
   keyed random rank, ``row_number() OVER (PARTITION BY patient ORDER BY sha256(salt:row key)) <= cap``, and
   only rows whose parent row was kept. The salt is fresh per fit (``secrets``): not replayable, like the
-  generator's own random choice; with the same salt both engines keep the very same rows.
+  generator's own random choice; with the same salt both engines keep the very same rows. With
+  ``count_limits`` it also keeps, per kept parent row, how many rows of a capped child table it had before the
+  cap (clipped at the limit): what ``dp_mst`` models as children per row, counted past the row cap.
 * ``sample_patients``: at most ``max_patients`` patients, by a seeded hash of the patient key (as the split),
   with all of their rows: what SDV-style generators fit on in the driver.
 * ``marginals``: one-way counts of a table's columns, the first thing a marginal-based DP generator measures,
@@ -21,6 +23,7 @@ from typing import Any
 
 from data_schemas.model import Schema
 from data_schemas.rules import quote, with_patient_key_sql
+from synth.engine import is_spark
 from synth.errors import DataValidationError
 from synth.load import Dataset, frames_to_dataset
 
@@ -40,9 +43,20 @@ def _tables_under_patient(schema: Schema) -> list[str]:
     return [t for t in schema.topological_order() if not schema.tables[t].reference]
 
 
-def bounded(dataset: Dataset, caps: Mapping[str, int], *, salt: bytes, namespace: str = "bounded") -> Dataset:
+def bounded(
+    dataset: Dataset,
+    caps: Mapping[str, int],
+    *,
+    salt: bytes,
+    count_limits: Mapping[str, int] | None = None,
+    namespace: str = "bounded",
+) -> Dataset:
     """Each table's rows capped at ``caps[table]`` per patient, parents first; tables without a cap are left
-    empty (the generator reads none of them), reference tables are kept whole."""
+    empty (the generator reads none of them), reference tables are kept whole.
+
+    ``count_limits[table]``: also count, for every kept row of the table's parent, all of its rows in ``table``
+    (before the cap, clipped at the limit) into ``out.child_counts[table]``; one GROUP BY on the engine, so
+    the counts never need the rows past the cap in this process."""
     schema, con = dataset.schema, dataset.con
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
     out = Dataset(schema, con, namespace, f"bounded({dataset.source})", files=dataset.files)
@@ -70,6 +84,13 @@ def bounded(dataset: Dataset, caps: Mapping[str, int], *, salt: bytes, namespace
         ranked = (f"SELECT q.*, row_number() OVER (PARTITION BY q.__patient_key ORDER BY "
                   f"sha256('{tag}:' || {_row_key(schema, name)})) AS __rank FROM ({keyed}) q WHERE {where}")
         con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {cols} FROM ({ranked}) r WHERE __rank <= {int(cap)}")
+        limit = (count_limits or {}).get(name)
+        if limit is not None and name != schema.patient.table and link is not None:
+            fk, parent, parent_col = quote(link[0].name), link[1], quote(link[2])
+            counts = f"{quote(namespace)}.{quote('__n_' + name)}"
+            con.execute(f"CREATE OR REPLACE TABLE {counts} AS SELECT {fk} AS key, least(count(*), {int(limit)}) AS n "
+                        f"FROM {source[name]} WHERE {fk} IN (SELECT {parent_col} FROM {relations[parent]}) GROUP BY {fk}")
+            out.child_counts[name] = counts
     return out
 
 
@@ -107,11 +128,19 @@ def marginals(dataset: Dataset, table: str) -> dict[str, dict[Any, int]]:
 
 
 def to_local(dataset: Dataset, *, namespace: str = "train") -> Dataset:
-    """A (bounded) dataset of any engine as a DuckDB dataset in this process (Arrow all the way), re-checked."""
+    """A (bounded) dataset of any engine as a DuckDB dataset in this process (Arrow all the way), re-checked;
+    its child counts come along."""
     frames = {t: dataset.relation(t).to_arrow_table() for t in dataset.schema.tables}
     local, report = frames_to_dataset(dataset.schema, frames, namespace=namespace, source=dataset.source)
     if not report.ok:
         raise DataValidationError(report)
+    for table, relation in dataset.child_counts.items():
+        view = f"__counts_{namespace}_{table}"
+        local.con.register(view, dataset.con.sql(f"SELECT * FROM {relation}").to_arrow_table())
+        target = f"{quote(namespace)}.{quote('__n_' + table)}"
+        local.con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote(view)}")
+        local.con.unregister(view)
+        local.child_counts[table] = target
     return local
 
 
@@ -121,17 +150,25 @@ def fit_patients() -> int:
 
 
 def fit_input(generator: Any, train: Dataset, *, seed: int = 0, progress: Callable[[str], None] | None = None) -> Dataset:
-    """The training data a generator fits on in this process when ``train`` lives on another engine.
+    """The training data a generator fits on in this process, from the train split on either engine.
 
     A DP generator with ``contribution_caps`` gets each patient's rows bounded on the engine (a fresh secret
-    salt); any other gets a seeded sample of at most ``$SYNTHMED_FIT_PATIENTS`` (default 100,000) patients.
+    salt), on DuckDB too, so only the capped rows reach this process's memory; any other gets a seeded sample of
+    at most ``$SYNTHMED_FIT_PATIENTS`` (default 100,000) patients on Spark, and the whole split on DuckDB.
     """
     say = progress or (lambda _m: None)
     caps_of = getattr(generator, "contribution_caps", None)
+    spark = is_spark(train.con)
     if getattr(generator, "differentially_private", False) and callable(caps_of):
         caps = caps_of(train.schema)
+        limits_of = getattr(generator, "count_limits", None)
         say(f"bounding each patient's rows on the engine ({', '.join(f'{t} <= {c}' for t, c in caps.items())})")
-        chosen = bounded(train, caps, salt=secrets.token_bytes(32))
+        chosen = bounded(train, caps, salt=secrets.token_bytes(32),
+                         count_limits=limits_of(train.schema) if callable(limits_of) else None)
+        if not spark:
+            return chosen
+    elif not spark:
+        return train
     else:
         limit = fit_patients()
         say(f"sampling at most {limit:,} patients on the engine for the fit (${FIT_PATIENTS_ENV})")

@@ -37,6 +37,9 @@ class TrainingData:
 
     schema: Schema
     frames: dict[str, pd.DataFrame]
+    child_counts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per table cut by a per-patient cap before the fit: ``key`` (the parent row's key, coded like the frames'
+    ids) and ``n``, that parent row's rows in the table before the cap (clipped at a public limit)."""
 
     def n_patients(self) -> int:
         col = self.schema.patient.column
@@ -98,7 +101,18 @@ def training_data(train: Dataset) -> TrainingData:
             if col.name in frame:
                 frame[col.name] = pd.to_datetime(frame[col.name])
         frames[table.name] = frame
-    return TrainingData(schema, frames)
+    counts: dict[str, pd.DataFrame] = {}
+    for table_name, relation in train.child_counts.items():
+        link = schema.parent_of(table_name)
+        assert link is not None, table_name  # counts exist only for tables under a parent (synth.engine.local)
+        domain = domains.get((table_name, link[0].name))
+        if domain is None:  # not an id column: the key is kept as it is
+            counts[table_name] = con.execute(f"SELECT key, n FROM {relation}").df()
+        else:
+            counts[table_name] = con.execute(
+                f"SELECT k.code AS key, c.n FROM {relation} c JOIN {quote(codes[domain])} k ON CAST(c.key AS VARCHAR) = k.v"
+            ).df()
+    return TrainingData(schema, frames, counts)
 
 
 @dataclass

@@ -214,6 +214,13 @@ class DPMSTGenerator(Generator):
         self._plan(schema)
         return {name: node.cap for name, node in self.nodes_.items() if name in schema.tables}
 
+    def count_limits(self, schema: Schema) -> dict[str, int]:
+        """Per table whose rows per parent row are modelled past its cap, the public limit of that count: an
+        engine that bounds the rows first counts them for the fit (``synth.engine.local.bounded``)."""
+        self._plan(schema)
+        return {child: self._count_limit(node, child) for node in self.nodes_.values() if node.name != VIRTUAL
+                for child in node.children if self._count_limit(node, child) > self.nodes_[child].cap}
+
     # -- the tree, from the schema only --------------------------------------------------------------
     def _plan(self, schema: Schema) -> None:
         ptable, pcol = schema.patient.table, schema.patient.column
@@ -401,7 +408,12 @@ class DPMSTGenerator(Generator):
                 starts = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
                 rank[order] = np.arange(len(frame)) - np.repeat(starts, np.diff(np.r_[starts, len(frame)]))
             keep = rank < node.cap
-            per_parent = np.bincount(prow, minlength=len(pkey))[: len(pkey)]
+            counted = data.child_counts.get(name)  # rows were bounded before the fit: the engine counted them all
+            if counted is not None:
+                per_parent = (pd.Series(counted["n"].to_numpy(), index=counted["key"].to_numpy())
+                              .reindex(pkey.to_numpy()).fillna(0).to_numpy(dtype=np.int64))
+            else:
+                per_parent = np.bincount(prow, minlength=len(pkey))[: len(pkey)]
             out[name] = _Rows(frame[keep].reset_index(drop=True), prow[keep], patient[keep], per_parent)
         return out
 

@@ -171,25 +171,29 @@ def test_dp_bounded_rows_and_marginals_are_identical(spark: Any, prepared: dict[
     from synth.load import load_dataset
 
     schema = load_schema(SCHEMA)
-    caps = DPMSTGenerator(max_rows_per_patient=4).contribution_caps(schema)
+    gen = DPMSTGenerator(max_rows_per_patient=4)
+    caps, limits = gen.contribution_caps(schema), gen.count_limits(schema)
     salt = bytes(range(32))
     results = {}
     for engine in ("duckdb", "spark"):
         con = connection(engine)
         try:
             train = load_dataset(schema, prepared["duckdb"] / "train", con=con, namespace="train")
-            kept = bounded(train, caps, salt=salt)
+            kept = bounded(train, caps, salt=salt, count_limits=limits)
             counts = {t: marginals(kept, t) for t in caps}
             local = to_local(kept)
             rows = {t: sorted(local.to_arrow(t).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
                     for t in schema.tables}
-            results[engine] = (train.row_counts(), counts, rows)
+            children = {t: sorted(local.con.execute(f"SELECT key, n FROM {rel}").fetchall()) for t, rel in local.child_counts.items()}
+            results[engine] = (train.row_counts(), counts, rows, children)
         finally:
             con.close()
-    before, counts, rows = results["duckdb"]
+    before, counts, rows, children = results["duckdb"]
     assert sum(len(v) for v in rows.values()) < sum(before.values())  # the caps dropped rows: bounding was exercised
+    assert sorted(children) == sorted(limits) and max(n for t in children for _, n in children[t]) > 4  # counted past the cap
     assert results["spark"][1] == counts
     assert results["spark"][2] == rows
+    assert results["spark"][3] == children  # children per kept parent row, counted before the cap
 
 
 def test_fidelity_is_equal_within_1e_9(spark: Any, folders: dict[str, Path], prepared: dict[str, Path]) -> None:
