@@ -18,13 +18,21 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA = load_schema("kr_claims")
 
 
-@pytest.fixture()
-def prepared(kr_dir: Path, tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, kr_frames: dict) -> Path:
+    """The small population prepared once for the module; tests only read it (each writes its own store)."""
+    import pyarrow.parquet as pq
+
     from synth.load import load_dataset
     from synth.prepare import prepare
 
-    out = tmp_path / "prepared"
-    prepare(load_dataset(SCHEMA, kr_dir), out, secret=SECRET.encode(), seed=0)
+    root = tmp_path_factory.mktemp("release")
+    raw = root / "kr"
+    raw.mkdir()
+    for name, table in kr_frames.items():
+        pq.write_table(table, raw / f"{name}.parquet")
+    out = root / "prepared"
+    prepare(load_dataset(SCHEMA, raw), out, secret=SECRET.encode(), seed=0)
     return out
 
 
