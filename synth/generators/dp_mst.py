@@ -28,15 +28,20 @@ is bounded per patient, not per row:
   rest is split across tables in proportion to their number of measurements;
 * **a workload** (``targets``, public ``table.column`` names, e.g. the target a model will be trained on):
   in the target's table every pair holding it gets a public bonus in the tree selection (AIM's
-  workload-aware selection, ``dp_tree``), so its two-way marginals with the other columns are measured.
+  workload-aware selection, ``dp_tree``), so its two-way marginals with the other columns are measured,
+  with the budget the selection no longer needs.
 
 Sampling walks the tree from the patient root: a table's rows are drawn given their parent's (and
 patient's) context, their child counts say how many child rows follow, dates come back from day
 offsets (a child's first date from the patient's anchor date, further dates of a row from its first
-date), and rows that break a rule of the schema or repeat a primary key are redrawn with the same
-context (the base class drops what still breaks after that). Sampling is post-processing: it costs no
-privacy, and is seeded. Fitting is not reproducible on purpose: DP noise that could be replayed from a
-seed would protect nothing.
+date), and rows that break a rule of the schema are repaired: first only the attributes the broken rule
+is about are redrawn, each given the rest of its row (a Gibbs step on the tree) and among the values the
+rule allows, keeping the rule's column that the tree draws first (a workload target is drawn first), so a
+target's values are not traded away for the rules; then rows still broken, and rows repeating a primary
+key, are redrawn whole with the same context (the base class drops what still breaks after that). A
+workload target is drawn from its own one-way estimate, not tilted by the context (``TreeModel.sample``).
+Sampling is post-processing: it costs no privacy, and is seeded. Fitting is not reproducible on purpose:
+DP noise that could be replayed from a seed would protect nothing.
 
 Sizes are private too: the default release size (:meth:`DPMSTGenerator.release_size`) is the root
 table's noisy row total, a model keeps only noisy totals (``dp_tree``), and the pipeline keeps the
@@ -55,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas.model import Column, Schema
+from data_schemas.rules import compile_check
 from synth.errors import GeneratorError
 from synth.generators.base import Generator, Progress, TrainingData, _violations, breadth_first
 from synth.generators.dp_accounting import Accountant, Charge, epsilon_for_rho, rho_for_epsilon, select_values
@@ -79,6 +85,10 @@ VIRTUAL = "__patient__"
 ANCHOR = "__anchor__"
 MAX_RULE_CONTEXT = 4
 MAX_CONTEXT = 3
+REPAIR_ROUNDS = 4  # rounds redrawing only the attributes a broken rule is about, before whole rows
+FINE_TRIES = 3  # candidate values per code of an attribute redrawn under a rule (a code's bin may hold good and bad values)
+MAX_CANDIDATES = 1_000_000  # candidate rows checked at once when an attribute is redrawn under a rule
+KEY = "__primary_key__"  # rows repeating a primary key: redrawn whole
 _REF = re.compile(r"\b(parent|patient)\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -569,26 +579,13 @@ class DPMSTGenerator(Generator):
                 patient_row[name] = patient_row[node.parent][slots]
                 n = slots.size
             evidence = self._evidence(node, codes, parent_row[name], patient_row[name])
-            c = model.sample(n, rng, evidence)
+            c = model.sample(n, rng, evidence, marginal=self._workload(schema, node))
             frame = self._decode_rows(node, c, patient_row[name], decoded, rng)
             frame = self._keys(schema, node, frame, parent_row[name], patient_row[name], frames)
             if name in schema.tables:
-                for _ in range(self.max_rounds):
-                    if name == ptable and self.root_ == VIRTUAL:
-                        frame = _with_static(frame, decoded[VIRTUAL], patient_row[name], self.static_)
-                    bad = self._bad_rows(schema, name, frame, frames, con)
-                    if bad.size == 0:
-                        break
-                    self._note_rejected(name, int(bad.size))
-                    sub = {j: v[bad] for j, v in evidence.items()}
-                    c[bad] = model.sample(bad.size, rng, sub)
-                    fresh = self._decode_rows(node, c[bad], patient_row[name][bad], decoded, rng)
-                    for col in fresh.columns:
-                        values = frame[col].to_numpy().copy()
-                        values[bad] = fresh[col].to_numpy()
-                        frame[col] = values
                 if name == ptable and self.root_ == VIRTUAL:
                     frame = _with_static(frame, decoded[VIRTUAL], patient_row[name], self.static_)
+                frame = self._repair(schema, node, frame, c, evidence, patient_row[name], decoded, frames, con, rng)
                 frames[name] = frame
             codes[name] = c
             decoded[name] = frame
@@ -658,20 +655,169 @@ class DPMSTGenerator(Generator):
                 frame[col.name] = np.arange(n)
         return frame
 
-    def _bad_rows(self, schema: Schema, name: str, frame: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                  con: duckdb.DuckDBPyConnection | None = None) -> np.ndarray:
-        """Rows breaking a rule of the table or repeating a primary key."""
-        table = schema.tables[name]
-        bad: list[np.ndarray] = []
-        if table.primary_key and len(frame):
-            bad.append(np.flatnonzero(frame.duplicated(subset=table.primary_key).to_numpy()))
-        if table.rules and len(frame):
-            trial = {**frames, name: frame}
-            needed = {name, *(p[2] for p in schema.path_to_patient(name))}
-            if all(t in trial for t in needed):
-                bad.extend(_violations(schema, trial, name, con=con).values())
-        return np.unique(np.concatenate(bad)) if bad else np.array([], dtype=np.int64)
+    def _repair(self, schema: Schema, node: Node, frame: pd.DataFrame, c: np.ndarray, evidence: dict[int, np.ndarray],
+                patient_row: np.ndarray, decoded: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame],
+                con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> pd.DataFrame:
+        """Redraw what breaks a rule of the schema or repeats a primary key (``c``, the coarse codes, updated in place).
 
+        First, for ``REPAIR_ROUNDS`` rounds, only the attributes a broken rule is about (``_rule_attributes``),
+        each drawn from the model given the rest of its row and restricted to the codes whose candidate value
+        keeps the rules about it (``_redraw``, ``TreeModel.resample``): the rule's column that the tree draws
+        first (a workload target) keeps the distribution the model gives it. Redrawing whole rows instead
+        conditions every attribute on the rules: where the noisy pair table puts mass on forbidden cells (an
+        inpatient claim with no stay), the redraws turn rows into other values of the target. Then, for
+        ``max_rounds`` rounds, whole rows given their context (the base class drops what still breaks). Each
+        round checks only the rows redrawn in the round before. Post-processing: it reads the model and the
+        public rules only."""
+        model = node.model
+        assert model is not None
+        attributes, touched = self._rule_attributes(schema, node)
+        rows: np.ndarray | None = None  # rows to check: all at first, then those just redrawn
+        for round_ in range(REPAIR_ROUNDS + self.max_rounds):
+            broken = self._broken(schema, node.name, frame, frames, con, rows)
+            rows = np.unique(np.concatenate(list(broken.values()))) if broken else np.array([], dtype=np.int64)
+            if rows.size == 0:
+                break
+            self._note_rejected(node.name, int(rows.size))
+            free = np.zeros((rows.size, len(model.names)), dtype=bool)  # per broken row, the attributes to redraw
+            whole = np.zeros(rows.size, dtype=bool)  # rows redrawn whole
+            for rule, idx in broken.items():
+                at = np.searchsorted(rows, idx)
+                attrs = attributes.get(rule) if round_ < REPAIR_ROUNDS else None
+                if attrs is None:
+                    whole[at] = True
+                else:
+                    free[at[:, None], np.array(attrs)[None, :]] = True
+            if whole.any():
+                idx = rows[whole]
+                c[idx] = model.sample(idx.size, rng, {j: v[idx] for j, v in evidence.items()}, marginal=self._workload(schema, node))
+                fresh = self._decode_rows(node, c[idx], patient_row[idx], decoded, rng)
+                for col in fresh.columns:
+                    _put(frame, col, idx, fresh[col].to_numpy())
+            patterns, inverse = np.unique(free[~whole], axis=0, return_inverse=True)
+            partial = rows[~whole]
+            for p, pattern in enumerate(patterns):
+                idx = partial[inverse.ravel() == p]
+                key = sorted(np.flatnonzero(pattern).tolist(), key=model.order.index)
+                for j in key:
+                    self._redraw(schema, node, frame, idx, j, c, patient_row, decoded, frames, con, rng, touched[j])
+        return frame
+
+    def _redraw(self, schema: Schema, node: Node, frame: pd.DataFrame, rows: np.ndarray, j: int, c: np.ndarray,
+                patient_row: np.ndarray, decoded: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame],
+                con: duckdb.DuckDBPyConnection, rng: np.random.Generator, rules: set[str]) -> None:
+        """Attribute ``j`` of ``rows`` drawn again given the rest of each row, among the codes with a candidate value
+        that breaks none of ``rules``: every code of ``j`` is decoded ``FINE_TRIES`` times per row (values within
+        its bin), the candidates are checked together, and a row takes the first good candidate of the code it
+        draws. A row without one keeps its values (a later round tries again, then redraws the whole row).
+        Rows go in batches of at most ``MAX_CANDIDATES`` candidates, so memory stays bounded on large samples."""
+        model = node.model
+        assert model is not None
+        step = max(1, MAX_CANDIDATES // (model.sizes[j] * FINE_TRIES))
+        for start in range(0, rows.size, step):
+            self._redraw_batch(schema, node, frame, rows[start:start + step], j, c, patient_row, decoded, frames, con, rng, rules)
+
+    def _redraw_batch(self, schema: Schema, node: Node, frame: pd.DataFrame, rows: np.ndarray, j: int, c: np.ndarray,
+                      patient_row: np.ndarray, decoded: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame],
+                      con: duckdb.DuckDBPyConnection, rng: np.random.Generator, rules: set[str]) -> None:
+        model = node.model
+        assert model is not None
+        k, m = model.sizes[j], FINE_TRIES
+        rep = np.repeat(rows, k * m)
+        cand = frame.iloc[rep].reset_index(drop=True)
+        cc = c[rep].copy()
+        cc[:, j] = np.tile(np.repeat(np.arange(k), m), rows.size)
+        self._redecode(node, cand, np.arange(rep.size), [model.names[j]], cc, patient_row[rep], decoded, rng)
+        ok = np.ones(rep.size, dtype=bool)
+        for rule, idx in self._broken(schema, node.name, cand, frames, con, None, key=False).items():
+            if rule in rules:
+                ok[idx] = False
+        ok = ok.reshape(rows.size, k, m)
+        allowed = ok.any(axis=2)
+        code = model.resample(c[rows], j, rng, allowed=allowed)
+        fixed = allowed.any(axis=1)
+        at = np.flatnonzero(fixed)
+        c[rows[at], j] = code[at]
+        pick = (at * k + code[at]) * m + ok[at, code[at]].argmax(axis=1)
+        name = model.names[j]
+        for col in [name, *(d for d, b in node.date_base.items() if b == name)]:
+            _put(frame, col, rows[at], cand[col].to_numpy()[pick])
+
+    def _rule_attributes(self, schema: Schema, node: Node) -> tuple[dict[str, tuple[int, ...]], dict[int, set[str]]]:
+        """For each rule reading columns of the table's own row, the model attributes to redraw when it breaks;
+        and for each attribute, the rules its value can change (those reading it or a date counted from it).
+
+        The rule's own modelled columns are ranked by when the tree draws them (a workload target is drawn
+        first); a date stored as an offset from another date the rule reads ranks after it, since its offset
+        is what the rule is about. The first one is kept and the others are redrawn; a rule about one column
+        redraws that column. A rule reading none (only ``parent.`` / ``patient.``) is not listed: whole rows."""
+        model = node.model
+        assert model is not None
+        by_lower = {c.lower(): c for c in node.columns}
+        attributes: dict[str, tuple[int, ...]] = {}
+        touched: dict[int, set[str]] = {model.index(c): set() for c in node.columns}
+        for rule in schema.tables[node.name].rules:
+            cols = {by_lower[n.lower()] for scope, n in compile_check(rule.check).columns if scope == "" and n.lower() in by_lower}
+            if not cols:
+                continue
+            for col in cols:
+                touched[model.index(col)].add(rule.name)
+                base = node.date_base.get(col)
+                if base in by_lower.values():
+                    touched[model.index(base)].add(rule.name)  # moving the base moves this date
+            ranked = sorted(cols, key=lambda col: (node.date_base.get(col) in cols, model.order.index(model.index(col))))
+            attributes[rule.name] = tuple(model.index(col) for col in (ranked[1:] if len(ranked) > 1 else ranked))
+        return attributes, touched
+
+    def _redecode(self, node: Node, frame: pd.DataFrame, rows: np.ndarray, columns: list[str], c: np.ndarray,
+                  patient_row: np.ndarray, decoded: dict[str, pd.DataFrame], rng: np.random.Generator) -> None:
+        """Decode ``columns`` of ``rows`` again from their codes in ``c``; dates stored as offsets from them move with them."""
+        model = node.model
+        assert model is not None
+        for col in sorted(columns, key=node.columns.index):  # a date before the dates counted from it
+            raw = self._decode_attr(node, model.index(col), c[rows, model.index(col)], rng)
+            base = node.date_base.get(col, "__none__")
+            if base == "__none__":
+                _put(frame, col, rows, raw)
+                continue
+            old = days(frame[col].iloc[rows])
+            if base is None:
+                new = days(from_days(raw))
+            elif base == ANCHOR:
+                new = days(from_days(raw + days(decoded[self.root_][self.anchor_])[patient_row[rows]]))
+            else:
+                new = days(from_days(raw + days(frame[base].iloc[rows])))
+            _put(frame, col, rows, from_days(new).to_numpy())
+            for dep, dep_base in node.date_base.items():
+                if dep_base == col and dep not in columns:
+                    _put(frame, dep, rows, from_days(days(frame[dep].iloc[rows]) - old + new).to_numpy())
+
+    def _broken(self, schema: Schema, name: str, frame: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                con: duckdb.DuckDBPyConnection | None = None, rows: np.ndarray | None = None, *, key: bool = True) -> dict[str, np.ndarray]:
+        """Positions of the rows breaking each rule of the table (among ``rows``, all when None), and of rows
+        repeating a primary key (under ``KEY``). Rules read one row (and its parent and patient rows), so a
+        subset is checked alone."""
+        table = schema.tables[name]
+        out: dict[str, np.ndarray] = {}
+        if key and table.primary_key and len(frame):
+            dup = np.flatnonzero(frame.duplicated(subset=table.primary_key).to_numpy())
+            if dup.size:
+                out[KEY] = dup
+        if table.rules and len(frame):
+            subset = frame if rows is None else frame.iloc[rows].reset_index(drop=True)
+            trial = {**frames, name: subset}
+            needed = {name, *(p[2] for p in schema.path_to_patient(name))}
+            if len(subset) and all(t in trial for t in needed):
+                for rule, idx in _violations(schema, trial, name, con=con).items():
+                    out[rule] = idx if rows is None else rows[idx]
+        return out
+
+
+def _put(frame: pd.DataFrame, column: str, rows: np.ndarray, values: Any) -> None:
+    """``frame[column]`` with ``rows`` set to ``values`` (a new array: the frame's own is never written through)."""
+    current = frame[column].to_numpy().copy()
+    current[rows] = values
+    frame[column] = current
 
 def _with_static(frame: pd.DataFrame, virtual: pd.DataFrame, patient_row: np.ndarray, static: list[str]) -> pd.DataFrame:
     for c in static:

@@ -271,18 +271,42 @@ def test_children_per_row_are_counted_past_the_row_cap(kr_trains) -> None:
 
 def test_a_workload_target_joins_the_tree_first() -> None:
     """AIM-style workload: pairs holding a target get a public selection bonus, so the tree is a star around it
-    on independent columns (without the workload the target would be a leaf or two), at unchanged cost."""
+    on independent columns (without the workload the target would be a leaf or two). The bonus decides the
+    picks, so the selection gets ``workload_select`` (0.1) of the table's rho instead of a third and the pair
+    tables the difference: same total, same sensitivity, less noise on the target's pairs."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 4, size=(2000, 6))
     specs = [AttrSpec(f"a{j}", 4, False) for j in range(6)]
-    costs = []
+    spent: dict[tuple[int, ...], dict[str, float]] = {}
     for workload in ((), (2,)):
         acct = Accountant(rho_budget=10.0)
         model = fit_tree(x, specs, sensitivity=1, rho=10.0, accountant=acct, label="t", workload=workload)
-        costs.append(sorted((c.label, c.rho, c.d_in) for c in acct.charges if c.label.endswith("select")))
+        assert all(c.d_in == 1 for c in acct.charges)
+        spent[workload] = {kind: sum(c.rho for c in acct.charges if c.label.split(":")[1] == kind) for kind in ("one-way", "select", "two-way")}
+        assert acct.rho_spent == pytest.approx(10.0, rel=1e-4)
         if workload:
             assert all("a2" in edge for edge in model.edges) and len(model.edges) == 5
-    assert costs[0] == costs[1]
+    assert spent[()] == pytest.approx({"one-way": 10 / 3, "select": 10 / 3, "two-way": 10 / 3}, rel=1e-4)
+    assert spent[(2,)] == pytest.approx({"one-way": 10 / 3, "select": 1.0, "two-way": 10 - 10 / 3 - 1.0}, rel=1e-4)
+
+
+def test_resampling_one_attribute_keeps_to_the_allowed_codes_and_the_rest_of_the_row() -> None:
+    """``TreeModel.resample`` (the Gibbs step of the rule repair) draws ``j`` given its tree neighbours, only among
+    the allowed codes; a row with none allowed keeps its code."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    a = rng.integers(0, 3, n)
+    b = np.where(rng.random(n) < 0.9, a, rng.integers(0, 3, n))
+    specs = [AttrSpec("a", 3), AttrSpec("b", 3)]
+    model = fit_tree(np.stack([a, b], 1), specs, sensitivity=1, rho=100.0, accountant=Accountant(rho_budget=100.0), label="t")
+    rows = np.array([[0, 0], [2, 2]] * 1000)
+    allowed = np.ones((rows.shape[0], 3), dtype=bool)
+    allowed[:, 0] = False  # b = 0 is forbidden
+    allowed[1::2] = False  # nothing allowed for the rows with a = 2
+    drawn = model.resample(rows, 1, np.random.default_rng(4), allowed=allowed)
+    assert (drawn[0::2] != 0).all() and (drawn[1::2] == 2).all()
+    free = model.resample(rows, 1, np.random.default_rng(5))
+    assert np.mean(free[0::2] == 0) > 0.8 and np.mean(free[1::2] == 2) > 0.8  # b follows a
 
 
 def test_targets_must_name_modelled_columns(kr_trains) -> None:
@@ -292,3 +316,45 @@ def test_targets_must_name_modelled_columns(kr_trains) -> None:
         get_generator("dp_mst", targets="claims.care_type")
     gen = get_generator("dp_mst", epsilon=50.0, targets=["claims.care_type"]).fit(kr_trains[0])
     assert gen.get_params()["targets"] == ["claims.care_type"] and gen.accounting_["workload"] == ["claims.care_type"]
+
+
+RULED = """
+name: ruled
+patient: {table: people, column: pid}
+tables:
+  people:
+    primary_key: pid
+    columns:
+      pid: {type: id, nullable: false}
+      kind: {type: categorical, values: [admitted, visit], nullable: false}
+      stay: {type: numerical, integer: true, minimum: 0, maximum: 365, nullable: false}
+    rules:
+      - name: stay_only_when_admitted
+        check: (kind = 'admitted') = (stay >= 1)
+"""
+
+
+def test_a_broken_rule_redraws_the_attribute_it_is_about_not_the_target() -> None:
+    """With 4 bins, the stay's first bin holds 0 (the visits, 10%) and short stays, so a drawn visit often gets a
+    stay >= 1. Redrawing whole rows (rejection on the rules) then halves the visits (0.043 measured); redrawing
+    the stay given the kind, among the values the rule allows, keeps the kind's share (0.106)."""
+    import pandas as pd
+
+    from data_schemas.io import parse_schema
+
+    schema = parse_schema(RULED, source="<test>")
+    rng = np.random.default_rng(0)
+    n = 4000
+    visit = rng.random(n) < 0.1
+    stay = np.where(visit, 0, rng.integers(1, 366, size=n))
+    people = pd.DataFrame({"pid": np.arange(n), "kind": np.where(visit, "visit", "admitted"), "stay": stay})
+    train, report = frames_to_dataset(schema, {"people": people})
+    assert report.ok, report.render()
+    gen = get_generator("dp_mst", epsilon=1000.0, bins=4, targets=["people.kind"]).fit(train)
+    model = gen.nodes_["people"].model
+    j = model.index("stay")
+    assert 0 in model.fine_members[j][0] and model.fine_members[j][0].size > 1  # the first bin mixes 0 with stays
+    sample = gen.sample(n, seed=1)
+    frame = sample.con.sql(f"SELECT kind, stay FROM {sample.sql_name('people')}").df()
+    assert len(frame) == n and ((frame["kind"] == "admitted") == (frame["stay"] >= 1)).all()
+    assert (frame["kind"] == "visit").mean() == pytest.approx(0.1, abs=0.025)
