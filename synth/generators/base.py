@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from data_schemas.model import Schema
 from data_schemas.rules import quote, violations_sql
@@ -162,6 +163,7 @@ class Generator(ABC):
     unsafe: ClassVar[bool] = False
     description: ClassVar[str] = ""
     max_rounds: ClassVar[int] = 4
+    sample_batch_patients: ClassVar[int] = 50_000  # a larger cohort is sampled batch by batch (bounded memory)
     # fill secondary foreign keys, reference tables and free ids after sampling (synth.generators.links);
     # it learns null rates and reference rows from the training data as they are: never for a DP generator
     links_keys: ClassVar[bool] = False
@@ -246,13 +248,39 @@ class Generator(ABC):
             raise ValueError(f"The 'n_patients' parameter of sample must be an int >= 1; got {n_patients!r} instead.")
         progress = progress or (lambda _msg: None)
         schema = self.schema_
-        rng = np.random.default_rng(seed)
         report = SampleReport.for_schema(schema)
         self._report = report
-        frames = self._generalise(self._sample(int(n_patients), rng, seed), report)
+        sizes = _batch_sizes(int(n_patients), self.sample_batch_patients)
+        if len(sizes) == 1:
+            final: dict[str, Any] = _finalise(schema, self._sample_batch(int(n_patients), seed, report, progress))
+        else:  # batch by batch, so the frames (and their id strings) of one batch at a time are in memory
+            parts: dict[str, list[pa.Table]] = {t: [] for t in schema.tables}
+            offsets: dict[tuple[str, str], int] = {}
+            done = 0
+            for i, size in enumerate(sizes):
+                progress(f"sampling patients {done + 1:,}-{done + size:,} of {n_patients:,} (batch {i + 1} of {len(sizes)})")
+                frames = _shift_keys(schema, self._sample_batch(size, _batch_seed(seed, i), report, progress), offsets)
+                for name, frame in _finalise(schema, frames).items():
+                    if not (schema.tables[name].reference and i):  # reference tables are released once, as trained
+                        parts[name].append(pa.Table.from_pandas(frame, preserve_index=False))
+                done += size
+            final = {t: pa.concat_tables(p, promote_options="default") for t, p in parts.items()}
+        self.last_sample_report_ = report
+        dataset, validation = frames_to_dataset(schema, final, source=f"{self.name} sample")
+        if not validation.ok:
+            raise DataValidationError(validation)
+        return dataset
+
+    def _sample_batch(self, n_patients: int, seed: int, report: SampleReport, progress: Progress) -> dict[str, pd.DataFrame]:
+        """``n_patients`` patients with all their rows, rules enforced, topped up and keys filled (surrogate keys)."""
+        schema = self.schema_
+        assert schema is not None
+        rng = np.random.default_rng(seed)
+        frames = self._generalise(self._sample(n_patients, rng, seed), report)
         frames = self._enforce(frames, rng, report, progress)
-        top_up_seed = seed
-        while _n_patients(schema, frames) < n_patients and report.patient_top_ups < self.max_rounds:
+        top_up_seed, rounds = seed, 0
+        while _n_patients(schema, frames) < n_patients and rounds < self.max_rounds:
+            rounds += 1
             report.patient_top_ups += 1
             top_up_seed += 1_000_003
             missing = n_patients - _n_patients(schema, frames)
@@ -264,12 +292,7 @@ class Generator(ABC):
             frames = self.links_.apply(
                 schema, frames, rng, drop=lambda f, t, rows: _drop_rows(schema, f, t, rows, report), note=_counter(report)
             )
-        frames = _order_rows(schema, frames)
-        self.last_sample_report_ = report
-        dataset, validation = frames_to_dataset(schema, _finalise(schema, frames), source=f"{self.name} sample")
-        if not validation.ok:
-            raise DataValidationError(validation)
-        return dataset
+        return _order_rows(schema, frames)
 
     def _generalise(self, frames: dict[str, pd.DataFrame], report: SampleReport) -> dict[str, pd.DataFrame]:
         """Values held by fewer than ``min_patients`` training patients replaced (synth.generators.rare)."""
@@ -479,6 +502,33 @@ def _concat(schema: Schema, a: dict[str, pd.DataFrame], b: dict[str, pd.DataFram
             if table == name and column in extra and domain in offsets:
                 extra[column] = extra[column] + offsets[domain]
         out[name] = pd.concat([a[name], extra], ignore_index=True)
+    return out
+
+
+def _batch_sizes(n: int, batch: int) -> list[int]:
+    """``n`` patients cut into near-equal batches of at most ``batch``."""
+    k = max(1, -(-n // max(1, batch)))
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def _batch_seed(seed: int, i: int) -> int:
+    """The seed of batch ``i``: ``seed`` itself for the first (one batch samples as before), then derived."""
+    return seed if i == 0 else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+
+def _shift_keys(schema: Schema, frames: dict[str, pd.DataFrame], offsets: dict[tuple[str, str], int]) -> dict[str, pd.DataFrame]:
+    """A batch's surrogate keys moved past the earlier batches' (``offsets``, updated), as ``_concat`` does for a
+    top-up; keys of reference tables are the training rows' and stay as they are."""
+    domains = _id_domains(schema)
+    out = dict(frames)
+    for name, frame in frames.items():
+        moved = {c: frame[c] + offsets[d] for (t, c), d in domains.items()
+                 if t == name and c in frame and offsets.get(d) and not schema.tables[d[0]].reference}
+        if moved:
+            out[name] = frame.assign(**moved)
+    for (table, column), domain in domains.items():
+        if domain == (table, column) and not schema.tables[table].reference and len(out[table]):
+            offsets[domain] = max(offsets.get(domain, 0), int(pd.to_numeric(out[table][column]).max()) + 1)
     return out
 
 
