@@ -8,8 +8,8 @@ patient) and DE-SynPUF sample 1 (``../shared/datasets/desynpuf/1-sample-10000``,
 about ``n`` patients train; skipped when the folder is absent). For every epsilon, ``dp_mst`` is fitted
 on the train side and samples its own noisy estimate of the number of patients (as a release does);
 ``none`` is the non-DP reference, the ``gaussian_copula`` generator (one SDV Gaussian copula per table,
-walked from the patient root), which samples as many patients as train holds. ``dp_mst`` gets the utility
-target as its workload (``targets``, public: the analyst names it before the fit); ``--no-workload`` drops it.
+walked from the patient root), which samples as many patients as train holds. ``--workload`` gives
+``dp_mst`` the utility target as its workload (``targets``, public: the analyst names it before the fit).
 
 Every cohort is scored against train and holdout: overall fidelity (mean of column shapes and column
 pair trends, SDMetrics' quality score), the rule-violation share, utility (TSTR / TRTR ratio for
@@ -76,7 +76,7 @@ def on_connection(dataset: Any, con: Any) -> Any:
     return copied
 
 
-def run_point(name: str, train: Any, holdout: Any, epsilon: float | None, seed: int, canaries: int, workload: bool = True) -> dict[str, Any]:
+def run_point(name: str, train: Any, holdout: Any, epsilon: float | None, seed: int, canaries: int, workload: bool = False) -> dict[str, Any]:
     from evaluate.context import EvalContext, EvalOptions
     from evaluate.fidelity.summary import overall_fidelity
     from evaluate.privacy.mia_shadow import generator_factory
@@ -163,14 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--canaries", type=int, default=100, help="canary patients of the epsilon audit (0 skips it)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--no-workload", action="store_true", help="fit dp_mst without the utility target as its workload")
+    parser.add_argument("--workload", action="store_true", help="fit dp_mst with the utility target as its workload (targets)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     epsilons: list[float | None] = [None if e.strip() == "none" else float(e) for e in args.epsilons.split(",")]
     rows: list[dict[str, Any]] = []
     for name, train, holdout in datasets(args.patients, args.seed):
         for eps in epsilons:
-            row = run_point(name, train, holdout, eps, args.seed, args.canaries, workload=not args.no_workload)
+            row = run_point(name, train, holdout, eps, args.seed, args.canaries, workload=args.workload)
             rows.append(row)
             print("  ".join(f"{k}={row[k]}" for k in COLUMNS), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
