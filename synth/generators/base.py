@@ -491,18 +491,9 @@ def _drop_rows(
 def _concat(schema: Schema, a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Append a second batch, shifting its surrogate keys past the first batch's."""
     offsets: dict[tuple[str, str], int] = {}
-    for (table, column), domain in _id_domains(schema).items():
-        if domain == (table, column) and len(a[table]):
-            offsets[domain] = int(pd.to_numeric(a[table][column]).max()) + 1
-    out = {}
-    domains = _id_domains(schema)
-    for name in schema.tables:
-        extra = b[name].copy()
-        for (table, column), domain in domains.items():
-            if table == name and column in extra and domain in offsets:
-                extra[column] = extra[column] + offsets[domain]
-        out[name] = pd.concat([a[name], extra], ignore_index=True)
-    return out
+    _shift_keys(schema, a, offsets)  # no offsets yet: ``a`` stays as it is, its key ranges are recorded
+    b = _shift_keys(schema, b, offsets)
+    return {name: pd.concat([a[name], b[name]], ignore_index=True) for name in schema.tables}
 
 
 def _batch_sizes(n: int, batch: int) -> list[int]:
