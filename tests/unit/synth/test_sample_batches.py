@@ -6,47 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_schemas.io import load_schema, parse_schema
+from data_schemas.io import load_schema
 from synth.generators import get_generator
 from synth.generators.base import _batch_sizes
 from synth.load import frames_to_dataset
 from synth.split import split_patients
+from tests.unit.synth.test_links import SCHEMA as LINKS_SCHEMA
 
-SCHEMA = parse_schema(
-    """
-name: batches
-patient: {table: people, column: pid}
-tables:
-  people:
-    primary_key: pid
-    columns:
-      pid: {type: id, nullable: false}
-      sex: {type: categorical, values: [M, F]}
-  visits:
-    primary_key: vid
-    order_by: day
-    columns:
-      pid: {type: id, references: people.pid, nullable: false}
-      vid: {type: id, nullable: false}
-      day: {type: datetime, unit: date, nullable: false}
-      previous: {type: id, references: visits.vid}
-      payer: {type: id, references: payers.id}
-  events:
-    primary_key: eid
-    order_by: day
-    columns:
-      eid: {type: id, nullable: false}
-      vid: {type: id, references: visits.vid, nullable: false}
-      day: {type: datetime, unit: date, nullable: false}
-      code: {type: categorical, values: [a, b, c]}
-  payers:
-    reference: true
-    primary_key: id
-    columns:
-      id: {type: id, nullable: false}
-      name: {type: text}
-"""
-)
+SCHEMA = LINKS_SCHEMA  # people, their visits (a self-reference, a reference table) and events (secondary keys, a free id)
 
 
 def _training_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -59,8 +26,9 @@ def _training_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
             vid = f"v{i}-{j}"
             visits.append({"pid": f"p{i}", "vid": vid, "day": pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d)),
                            "previous": f"v{i}-{j - 1}" if j else None, "payer": rng.choice(["x", "y", None])})
-            for k in range(int(rng.integers(0, 3))):
-                events.append({"eid": f"e{i}-{j}-{k}", "vid": vid, "day": visits[-1]["day"], "code": rng.choice(["a", "b", "c"])})
+            for _ in range(int(rng.integers(0, 3))):
+                events.append({"pid": f"p{i}", "day": visits[-1]["day"], "vid": vid, "note": rng.choice([vid, None]),
+                               "staff": f"s{len(events)}" if rng.random() < 0.3 else None})
     return {"people": people, "visits": pd.DataFrame(visits), "events": pd.DataFrame(events),
             "payers": pd.DataFrame({"id": ["x", "y"], "name": ["payer x", "payer y"]})}
 
@@ -93,6 +61,8 @@ def test_batches_make_one_valid_cohort_with_reference_rows_once() -> None:
     chained = con.execute(f"SELECT count(*) FROM {cohort.sql_name('visits')} v JOIN {cohort.sql_name('visits')} w "
                           f"ON v.previous = w.vid WHERE v.pid <> w.pid").fetchall()[0][0]
     assert chained == 0  # a previous visit is the same patient's, also in later batches
+    staff = con.execute(f"SELECT count(staff), count(DISTINCT staff) FROM {cohort.sql_name('events')}").fetchall()[0]
+    assert staff[0] == staff[1]  # free ids stay unique across batches
     unbatched = get_generator("cart", min_leaf=5).fit(train).sample(100, seed=2)
     assert abs(counts["visits"] - unbatched.row_counts()["visits"]) < 0.3 * counts["visits"]
 
