@@ -165,13 +165,13 @@ def fit_input(generator: Any, train: Dataset, *, seed: int = 0, progress: Callab
         say(f"bounding each patient's rows on the engine ({', '.join(f'{t} <= {c}' for t, c in caps.items())})")
         chosen = bounded(train, caps, salt=secrets.token_bytes(32),
                          count_limits=limits_of(train.schema) if callable(limits_of) else None)
-        if not spark:
-            return chosen
     elif not spark:
         return train
     else:
         limit = fit_patients()
         say(f"sampling at most {limit:,} patients on the engine for the fit (${FIT_PATIENTS_ENV})")
         chosen = sample_patients(train, limit, seed=seed)
+    if not spark:
+        return chosen
     say("collecting the fit's rows into this process")
     return to_local(chosen)

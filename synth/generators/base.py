@@ -251,20 +251,18 @@ class Generator(ABC):
         report = SampleReport.for_schema(schema)
         self._report = report
         sizes = _batch_sizes(int(n_patients), self.sample_batch_patients)
-        if len(sizes) == 1:
-            final: dict[str, Any] = _finalise(schema, self._sample_batch(int(n_patients), seed, report, progress))
-        else:  # batch by batch, so the frames (and their id strings) of one batch at a time are in memory
-            parts: dict[str, list[pa.Table]] = {t: [] for t in schema.tables}
-            offsets: dict[tuple[str, str], int] = {}
-            done = 0
-            for i, size in enumerate(sizes):
+        parts: dict[str, list[pa.Table]] = {t: [] for t in schema.tables}
+        offsets: dict[tuple[str, str], int] = {}
+        done = 0
+        for i, size in enumerate(sizes):  # batch by batch: the frames (and id strings) of one batch at a time in memory
+            if len(sizes) > 1:
                 progress(f"sampling patients {done + 1:,}-{done + size:,} of {n_patients:,} (batch {i + 1} of {len(sizes)})")
-                frames = _shift_keys(schema, self._sample_batch(size, _batch_seed(seed, i), report, progress), offsets)
-                for name, frame in _finalise(schema, frames).items():
-                    if not (schema.tables[name].reference and i):  # reference tables are released once, as trained
-                        parts[name].append(pa.Table.from_pandas(frame, preserve_index=False))
-                done += size
-            final = {t: pa.concat_tables(p, promote_options="default") for t, p in parts.items()}
+            frames = _shift_keys(schema, self._sample_batch(size, _batch_seed(seed, i), report, progress), offsets)
+            for name, frame in _finalise(schema, frames).items():
+                if not (schema.tables[name].reference and i):  # reference tables are released once, as trained
+                    parts[name].append(pa.Table.from_pandas(frame, preserve_index=False))
+            done += size
+        final = {t: pa.concat_tables(p, promote_options="default") for t, p in parts.items()}
         self.last_sample_report_ = report
         dataset, validation = frames_to_dataset(schema, final, source=f"{self.name} sample")
         if not validation.ok:
