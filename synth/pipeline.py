@@ -20,9 +20,10 @@ from synth.generators import Generator, get_generator
 from synth.load import Dataset, connect, load_dataset
 from synth.prepare import read_prepared
 from synth.pseudonymise import pseudonymise
-from synth.release import ReleaseInfo, Store, write_release
+from synth.release import ReleaseInfo, Store, checkpoint, new_release_id, write_release
+from synth.spool import write_batches
 from synth.split import SplitRecord, split_patients
-from synth.uniques import ReplicatedUniques, not_applied, remove_replicated_uniques
+from synth.uniques import UniquesGuard, not_applied
 
 Progress = Callable[[str], None]
 
@@ -154,7 +155,7 @@ def release(
     private generator, whose default is its own noisy estimate (the exact size is private).
     ``requested_by`` (default: the OS user) is who asked for the release; that identity cannot approve it.
     ``remove_uniques`` (default on): synthetic rows replicating a training-unique row are removed before
-    the release is written (``synth.uniques``; see ``replicated_uniques_guard`` for when it never runs).
+    the release is written (``synth.uniques``; see ``guard_skip_reason`` for when it never runs).
     """
     say = progress or (lambda _m: None)
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
@@ -169,34 +170,38 @@ def release(
     if n is None:
         raise GeneratorError(f"generator {generator!r} has no private estimate of the number of patients: pass --patients N")
     say(f"sampling {n:,} patients (seed {seed})")
-    synthetic = gen.sample(n, seed=seed, progress=say)
-    synthetic, uniques = replicated_uniques_guard(gen, data.train, synthetic, enabled=remove_uniques, progress=say)
-    say("writing and registering the release")
-    info = write_release(
-        store,
-        synthetic,
-        schema=schema,
-        generator=generator,
-        family=gen.family,
-        params=gen.get_params(),
-        seed=seed,
-        source=public_source(data),
-        private_source=private_source(schema, data),
-        sample_report=gen.last_sample_report_.to_dict() if gen.last_sample_report_ else {},
-        differentially_private=gen.differentially_private,
-        epsilon=gen.epsilon,
-        delta=gen.delta,
-        privacy=gen.privacy_accounting(),
-        requested_by=requested_by,
-        replicated_uniques=uniques.to_dict(),
-    )
-    return info
+    skip = guard_skip_reason(gen, enabled=remove_uniques)
+    guard = None if skip else UniquesGuard(data.train, progress=say)
+    batches = gen.sample_batches(n, seed=seed, progress=say)  # one batch in memory at a time, written as it comes
+    release_id = new_release_id(schema.name, generator)
+    with store.staging(release_id) as folder:
+        written = write_batches(schema, batches if guard is None else map(guard.apply, batches), folder, progress=say)
+        uniques = not_applied(skip) if guard is None else guard.finish()
+        checkpoint("after_staging")  # files staged, the store not yet locked (failure injection in tests)
+        say("registering the release")
+        return write_release(
+            store,
+            written,
+            release_id=release_id,
+            schema=schema,
+            generator=generator,
+            family=gen.family,
+            params=gen.get_params(),
+            seed=seed,
+            source=public_source(data),
+            private_source=private_source(schema, data),
+            sample_report=gen.last_sample_report_.to_dict() if gen.last_sample_report_ else {},
+            differentially_private=gen.differentially_private,
+            epsilon=gen.epsilon,
+            delta=gen.delta,
+            privacy=gen.privacy_accounting(),
+            requested_by=requested_by,
+            replicated_uniques=uniques.to_dict(),
+        )
 
 
-def replicated_uniques_guard(
-    gen: Generator, train: Dataset, synthetic: Dataset, *, enabled: bool = True, progress: Progress | None = None
-) -> tuple[Dataset, ReplicatedUniques]:
-    """``synthetic`` less its rows that replicate a training-unique row, where that applies (``synth.uniques``).
+def guard_skip_reason(gen: Generator, *, enabled: bool = True) -> str | None:
+    """Why the replicated-uniques guard (``synth.uniques``) does not run for ``gen``, or None where it does.
 
     Never for a differentially private generator: the removal compares the sample with the private training
     rows, post-processing that depends on the data, so the release would no longer carry the generator's
@@ -204,10 +209,10 @@ def replicated_uniques_guard(
     purpose, for the evaluator to catch. Elsewhere on unless ``enabled`` is False (``--keep-replicated-uniques``).
     """
     if gen.differentially_private:
-        return synthetic, not_applied("differentially private generator: removing rows by comparing them with the "
-                                      "training data would break its (epsilon, delta) guarantee")
+        return ("differentially private generator: removing rows by comparing them with the "
+                "training data would break its (epsilon, delta) guarantee")
     if gen.unsafe:
-        return synthetic, not_applied("calibration baseline that returns training records on purpose")
+        return "calibration baseline that returns training records on purpose"
     if not enabled:
-        return synthetic, not_applied("turned off by the user (--keep-replicated-uniques)")
-    return remove_replicated_uniques(train, synthetic, progress=progress)
+        return "turned off by the user (--keep-replicated-uniques)"
+    return None

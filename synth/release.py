@@ -30,12 +30,14 @@ from data_schemas.model import Schema
 from synth.catalog import Catalog, ChainState, load_store_key, utcnow
 from synth.errors import CatalogError, ReleaseError, SynthError
 from synth.load import Dataset
+from synth.spool import WrittenCohort, distinct_patients
 
 FAIL_ENV = "SYNTHMED_FAIL_AT"  # failure injection for tests: "<point>" raises, "<point>:kill" exits hard
-FAIL_POINTS = ("after_files", "after_manifest", "before_rename", "after_rename", "after_commit")
+FAIL_POINTS = ("after_staging", "after_files", "after_manifest", "before_rename", "after_rename", "after_commit")
 TMP_PREFIX = ".tmp-"
 QUARANTINE = "quarantine"
 PENDING = ".pending"
+STAGING = ".staging"  # releases being sampled, outside the write lock (Store.staging)
 RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 SCHEMA_FILE = "schema.yaml"  # the schema a release was made with, hashed in its manifest (issue 15)
 LIBRARIES = ("synthmed", "sdv", "ctgan", "copulas", "rdt", "torch", "duckdb", "pandas", "numpy", "pyarrow")
@@ -45,7 +47,8 @@ class InjectedFailure(RuntimeError):
     """Raised at a failure point named in SYNTHMED_FAIL_AT (tests of atomicity only)."""
 
 
-def _checkpoint(point: str) -> None:
+def checkpoint(point: str) -> None:
+    """Fail here when SYNTHMED_FAIL_AT names ``point`` (tests of atomicity only)."""
     wanted = os.environ.get(FAIL_ENV, "")
     if not wanted:
         return
@@ -78,6 +81,32 @@ class Store:
     @property
     def pending_dir(self) -> Path:
         return self.root / PENDING
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / STAGING
+
+    @contextmanager
+    def staging(self, release_id: str) -> Iterator[Path]:
+        """A private folder for a release's files while they are sampled, before the write lock is taken
+        (so other writers are not held up for the whole sample). Removed on failure; a folder whose writer died
+        is removed by the next ``reconcile`` (its lock file is free then)."""
+        self.release_dir(release_id)  # the id is checked before it names a folder
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        folder, lock = self.staging_dir / release_id, self.staging_dir / f"{release_id}.lock"
+        while True:
+            fh = lock.open("a")
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until the files are in the release (or removed)
+            if lock.exists() and os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break  # still the file at that name: a reconcile did not remove it between open and lock
+            fh.close()
+        try:
+            folder.mkdir()
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # gone already when the release was written
+            lock.unlink(missing_ok=True)
+            fh.close()
 
     def release_dir(self, release_id: str) -> Path:
         """``releases/<release_id>``, refused unless the id is a plain name that resolves inside ``releases/``."""
@@ -143,6 +172,7 @@ class Store:
         self.check_catalog()
         done = Reconciled()
         if not self.releases_dir.is_dir():
+            done.removed.extend(self._remove_dead_staging())
             return done
         with self.catalog.connect(read_only=True, wait=_catalog_wait()) if self.catalog.path.exists() else _nothing() as con:
             known = {r[0] for r in con.execute("SELECT release_id FROM releases").fetchall()} if con is not None else set()
@@ -165,7 +195,27 @@ class Store:
                     self.notify(f"releases/{child.name} had no catalog row and was not left by synthmed: moved to {target}")
         for name in pending:
             (self.pending_dir / name).unlink(missing_ok=True)
+        done.removed.extend(self._remove_dead_staging())
         return done
+
+    def _remove_dead_staging(self) -> list[str]:
+        """Staging folders whose writer is gone (their lock file can be taken): removed."""
+        removed: list[str] = []
+        if not self.staging_dir.is_dir():
+            return removed
+        names = {p.name.removesuffix(".lock") for p in self.staging_dir.iterdir() if not p.is_symlink()}
+        for name in sorted(names):
+            folder, lock = self.staging_dir / name, self.staging_dir / f"{name}.lock"
+            with lock.open("a") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live release is still sampling into it
+                if folder.is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(f"{STAGING}/{name}")
+                lock.unlink(missing_ok=True)  # also a lock left alone when its folder had become the release
+        return removed
 
 
 @dataclass
@@ -229,7 +279,7 @@ class ReleaseInfo:
 
 def write_release(
     store: Store,
-    synthetic: Dataset,
+    synthetic: Dataset | WrittenCohort,
     *,
     schema: Schema,
     generator: str,
@@ -257,6 +307,9 @@ def write_release(
     public manifest: the review app refuses an approval by the identity that requested the release.
 
     ``replicated_uniques`` (``synth.uniques.ReplicatedUniques.to_dict``: counts only) goes to the manifest.
+
+    ``synthetic`` is a dataset, written here, or a cohort already written batch by batch into a staging folder
+    (``Store.staging``, ``synth.spool.write_batches``), moved into the release under the lock.
     """
     with store.write_lock():
         store.reconcile()
@@ -268,10 +321,15 @@ def write_release(
         tmp = store.releases_dir / f"{TMP_PREFIX}{release_id}"
         journal = store.pending_dir / release_id
         try:
-            paths = synthetic.write(tmp)
+            if isinstance(synthetic, WrittenCohort):
+                os.replace(synthetic.folder, tmp)
+                paths = {t: tmp / p.name for t, p in synthetic.paths.items()}
+                rows, n_patients = dict(synthetic.rows), synthetic.n_patients
+            else:
+                paths = synthetic.write(tmp)
+                rows, n_patients = synthetic.row_counts(), distinct_patients(synthetic)
             schema_text = _write_schema(tmp, schema)
-            _checkpoint("after_files")
-            rows = synthetic.row_counts()
+            checkpoint("after_files")
             created_at = utcnow()
             manifest: dict[str, Any] = {
                 "release_id": release_id,
@@ -288,9 +346,7 @@ def write_release(
                 },
                 "library_versions": library_versions(),
                 "seed": seed,
-                "n_patients": rows.get(schema.patient.table, 0)
-                if schema.patient_table.primary_key == [schema.patient.column]
-                else _distinct_patients(synthetic),
+                "n_patients": n_patients,
                 "rows": rows,
                 "source": source,
                 "sample_report": sample_report,
@@ -302,15 +358,15 @@ def write_release(
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
             (tmp / "manifest.json").write_bytes(manifest_bytes)
             _fsync_dir(tmp)
-            _checkpoint("after_manifest")
+            checkpoint("after_manifest")
             manifest_hash = hashlib.sha256(manifest_bytes).hexdigest()
 
             def rename() -> None:
-                _checkpoint("before_rename")
+                checkpoint("before_rename")
                 store.pending_dir.mkdir(exist_ok=True)
                 journal.touch()  # names the folder as this tool's own until the commit (see Store.reconcile)
                 os.replace(tmp, final)
-                _checkpoint("after_rename")
+                checkpoint("after_rename")
 
             store.catalog.add_release(
                 {
@@ -346,7 +402,7 @@ def write_release(
                 before_commit=rename,
             )
             journal.unlink(missing_ok=True)
-            _checkpoint("after_commit")
+            checkpoint("after_commit")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             if journal.exists():  # renamed by us but maybe not committed: reconcile decides under the lock
@@ -356,15 +412,6 @@ def write_release(
                     pass  # the next write reconciles; the original failure is what the user must see
             raise
         return ReleaseInfo(release_id, final, manifest, manifest_hash)
-
-
-def _distinct_patients(dataset: Dataset) -> int:
-    schema = dataset.schema
-    return int(
-        dataset.con.execute(
-            f'SELECT count(DISTINCT "{schema.patient.column}") FROM {dataset.sql_name(schema.patient.table)}'
-        ).fetchall()[0][0]
-    )
 
 
 def _fsync_dir(path: Path) -> None:

@@ -127,45 +127,77 @@ def remove_replicated_uniques(
     removal empties a table that had rows, or takes more than ``max_patient_share`` of the patients, it
     goes on and says so in ``warnings`` (and through ``progress``).
     """
-    if not 0.0 <= max_patient_share <= 1.0:
-        raise ValueError(f"The 'max_patient_share' parameter must be a float in [0, 1]; got {max_patient_share!r} instead.")
-    say = progress or (lambda _m: None)
-    schema = synthetic.schema
-    if train.schema.fingerprint != schema.fingerprint:
-        raise ValueError("the training data and the synthetic cohort have different schemas")
-    tables = patient_tables(schema)
-    matched = {t: replicated_unique_rows(train, synthetic, t) for t in tables}
-    before = synthetic.row_counts()
-    patients_before = _n_patients(schema, synthetic.to_arrow(schema.patient.table))
-    if not any(len(rows) for rows in matched.values()):
-        return synthetic, ReplicatedUniques(
-            applied=True, matched_rows=dict.fromkeys(tables, 0), removed_rows=dict.fromkeys(tables, 0),
-            patients_before=patients_before,
+    guard = UniquesGuard(train, max_patient_share=max_patient_share, progress=progress)
+    kept = guard.apply(synthetic)
+    return kept, guard.finish()
+
+
+class UniquesGuard:
+    """The guard over a cohort that comes in batches (``Generator.sample_batches``): ``apply`` to each batch,
+    then ``finish`` for the totals, with the warnings judged on the whole cohort."""
+
+    def __init__(self, train: Dataset, *, max_patient_share: float = MAX_PATIENT_SHARE, progress: Progress | None = None):
+        if not 0.0 <= max_patient_share <= 1.0:
+            raise ValueError(f"The 'max_patient_share' parameter must be a float in [0, 1]; got {max_patient_share!r} instead.")
+        self.train = train
+        self.max_patient_share = max_patient_share
+        self.say = progress or (lambda _m: None)
+        self.tables = patient_tables(train.schema)
+        self.matched = dict.fromkeys(self.tables, 0)
+        self.before = dict.fromkeys(train.schema.tables, 0)
+        self.after = dict.fromkeys(train.schema.tables, 0)
+        self.patients_before = 0
+        self.patients_after = 0
+
+    def apply(self, synthetic: Dataset) -> Dataset:
+        """One batch without its replicated uniques (itself when nothing matched)."""
+        schema = synthetic.schema
+        if self.train.schema.fingerprint != schema.fingerprint:
+            raise ValueError("the training data and the synthetic cohort have different schemas")
+        matched = {t: replicated_unique_rows(self.train, synthetic, t) for t in self.tables}
+        before = synthetic.row_counts()
+        patients = _n_patients(schema, synthetic.to_arrow(schema.patient.table))
+        dataset, after, patients_after = synthetic, before, patients
+        if any(len(rows) for rows in matched.values()):
+            frames = {t: synthetic.to_arrow(t) for t in schema.tables}
+            keep = _cascade(schema, frames, matched)
+            kept = {t: frames[t].filter(pa.array(keep[t])) if t in keep else frames[t] for t in schema.tables}
+            after = {t: kept[t].num_rows for t in schema.tables}
+            patients_after = _n_patients(schema, kept[schema.patient.table])
+            dataset, report = frames_to_dataset(
+                schema, kept, con=synthetic.con, namespace=f"{synthetic.namespace}_guarded", source=synthetic.source
+            )
+            if not report.ok:
+                raise DataValidationError(report)
+        for t, rows in matched.items():
+            self.matched[t] += int(len(rows))
+        for t in schema.tables:
+            self.before[t] += before[t]
+            self.after[t] += after[t]
+        self.patients_before += patients
+        self.patients_after += patients_after
+        return dataset
+
+    def finish(self) -> ReplicatedUniques:
+        """What the guard removed from the whole cohort; says so (and warns) through ``progress``."""
+        removed = {t: self.before[t] - self.after[t] for t in self.tables}
+        result = ReplicatedUniques(
+            applied=True,
+            matched_rows=dict(self.matched),
+            removed_rows=removed,
+            removed_patients=self.patients_before - self.patients_after,
+            patients_before=self.patients_before,
+            warnings=tuple(_warnings(self.tables, self.before, self.after, self.patients_before, self.patients_after, self.max_patient_share)),
         )
-    frames = {t: synthetic.to_arrow(t) for t in schema.tables}
-    keep = _cascade(schema, frames, matched)
-    kept = {t: frames[t].filter(pa.array(keep[t])) if t in keep else frames[t] for t in schema.tables}
-    removed = {t: int(before[t] - kept[t].num_rows) for t in tables}
-    patients_after = _n_patients(schema, kept[schema.patient.table])
-    result = ReplicatedUniques(
-        applied=True,
-        matched_rows={t: int(len(matched[t])) for t in tables},
-        removed_rows=removed,
-        removed_patients=patients_before - patients_after,
-        patients_before=patients_before,
-        warnings=tuple(_warnings(tables, before, kept, patients_before, patients_after, max_patient_share)),
-    )
-    say(
-        f"removed {result.removed_patients:,} of {patients_before:,} synthetic patients and "
-        + ", ".join(f"{n:,} {t} row(s)" for t, n in removed.items())
-        + " replicating a row unique in training"
-    )
-    for warning in result.warnings:
-        say(f"WARNING: {warning}")
-    dataset, report = frames_to_dataset(schema, kept, con=synthetic.con, namespace=f"{synthetic.namespace}_guarded", source=synthetic.source)
-    if not report.ok:
-        raise DataValidationError(report)
-    return dataset, result
+        if any(self.matched.values()):
+            self.say(
+                f"removed {result.removed_patients:,} of {self.patients_before:,} synthetic patients and "
+                + ", ".join(f"{n:,} {t} row(s)" for t, n in removed.items())
+                + " replicating a row unique in training"
+            )
+        for warning in result.warnings:
+            self.say(f"WARNING: {warning}")
+        return result
 
 
 def _cascade(schema: Schema, frames: dict[str, pa.Table], matched: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -202,11 +234,11 @@ def _n_patients(schema: Schema, root: pa.Table) -> int:
 
 
 def _warnings(
-    tables: list[str], before: dict[str, int], kept: dict[str, pa.Table], patients_before: int, patients_after: int, limit: float
+    tables: list[str], before: dict[str, int], after: dict[str, int], patients_before: int, patients_after: int, limit: float
 ) -> list[str]:
     out = [
         f"table {t} is empty after removing the rows that replicate training-unique rows (it had {before[t]:,})"
-        for t in tables if before[t] and not kept[t].num_rows
+        for t in tables if before[t] and not after[t]
     ]
     lost = patients_before - patients_after
     if patients_before and lost / patients_before > limit:

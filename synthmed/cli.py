@@ -358,10 +358,12 @@ def sample(
     """Sample a synthetic cohort from a saved model into a folder (not registered: see `release`)."""
     from synth.generators import Generator
 
+    from synth.spool import write_cohort
+
     gen = Generator.load(model)
-    cohort = gen.sample(patients, seed=seed, progress=_progress(quiet))
-    cohort.write(output)
-    counts = ", ".join(f"{t} {n:,}" for t, n in cohort.row_counts().items())
+    say = _progress(quiet)
+    written = write_cohort(gen.schema_, gen.sample_batches(patients, seed=seed, progress=say), output, progress=say)
+    counts = ", ".join(f"{t} {n:,}" for t, n in written.rows.items())
     out.print(f"sampled {patients:,} patients into {output}: {counts}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -241,33 +241,63 @@ class Generator(ABC):
         return None
 
     def sample(self, n_patients: int, *, seed: int = 0, progress: Progress | None = None) -> Dataset:
-        """A synthetic cohort of ``n_patients`` with all its tables, valid under the schema."""
+        """A synthetic cohort of ``n_patients`` with all its tables, valid under the schema, held whole in memory
+        (``sample_batches`` gives the same cohort one validated batch at a time)."""
+        schema = self._check_sample(n_patients)
+        parts: dict[str, list[pa.Table]] = {t: [] for t in schema.tables}
+        for i, frames in enumerate(self._batches(int(n_patients), seed, progress or (lambda _msg: None))):
+            for name, table in frames.items():
+                if not (schema.tables[name].reference and i):  # reference tables are released once, as trained
+                    parts[name].append(table)
+        final = {t: pa.concat_tables(p, promote_options="default") for t, p in parts.items()}
+        dataset, validation = frames_to_dataset(schema, final, source=f"{self.name} sample")
+        if not validation.ok:
+            raise DataValidationError(validation)
+        return dataset
+
+    def sample_batches(self, n_patients: int, *, seed: int = 0, progress: Progress | None = None) -> Iterator[Dataset]:
+        """The cohort ``sample`` returns, one batch of at most ``sample_batch_patients`` patients at a time, each
+        validated on its own: what a release writes without holding the whole cohort in memory.
+
+        Every batch carries the reference tables (as trained) so its foreign keys are checked; a writer keeps
+        the first batch's. Keys of later batches are past the earlier ones', so keys stay unique across batches.
+        ``last_sample_report_`` is complete once the iterator is exhausted.
+        """
+        schema = self._check_sample(n_patients)  # on the call, not at the first batch
+        return self._validated(schema, self._batches(int(n_patients), seed, progress or (lambda _msg: None)))
+
+    def _validated(self, schema: Schema, batches: Iterator[dict[str, pa.Table]]) -> Iterator[Dataset]:
+        for i, frames in enumerate(batches):
+            dataset, validation = frames_to_dataset(schema, frames, source=f"{self.name} sample, batch {i + 1}")
+            del frames  # one batch alive at a time: not this one's frames while the next is drawn
+            if not validation.ok:
+                raise DataValidationError(validation)
+            yield dataset
+            del dataset
+
+    def _check_sample(self, n_patients: int) -> Schema:
         if self.schema_ is None:
             raise NotFittedError(f"this {self.name} generator is not fitted yet; call fit(train) first")
         if not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
             raise ValueError(f"The 'n_patients' parameter of sample must be an int >= 1; got {n_patients!r} instead.")
-        progress = progress or (lambda _msg: None)
+        return self.schema_
+
+    def _batches(self, n_patients: int, seed: int, progress: Progress) -> Iterator[dict[str, pa.Table]]:
+        """The cohort in finalised batches (synthetic ids, schema types), keys shifted past earlier batches'."""
         schema = self.schema_
+        assert schema is not None
         report = SampleReport.for_schema(schema)
         self._report = report
-        sizes = _batch_sizes(int(n_patients), self.sample_batch_patients)
-        parts: dict[str, list[pa.Table]] = {t: [] for t in schema.tables}
+        self.last_sample_report_ = report  # filled in as the batches are drawn
+        sizes = _batch_sizes(n_patients, self.sample_batch_patients)
         offsets: dict[tuple[str, str], int] = {}
         done = 0
         for i, size in enumerate(sizes):  # batch by batch: the frames (and id strings) of one batch at a time in memory
             if len(sizes) > 1:
                 progress(f"sampling patients {done + 1:,}-{done + size:,} of {n_patients:,} (batch {i + 1} of {len(sizes)})")
-            frames = _shift_keys(schema, self._sample_batch(size, _batch_seed(seed, i), report, progress), offsets)
-            for name, frame in _finalise(schema, frames).items():
-                if not (schema.tables[name].reference and i):  # reference tables are released once, as trained
-                    parts[name].append(pa.Table.from_pandas(frame, preserve_index=False))
+            # one expression, no local keeps the batch: once the consumer lets it go, it is freed before the next
+            yield _arrow(_finalise(schema, _shift_keys(schema, self._sample_batch(size, _batch_seed(seed, i), report, progress), offsets)))
             done += size
-        final = {t: pa.concat_tables(p, promote_options="default") for t, p in parts.items()}
-        self.last_sample_report_ = report
-        dataset, validation = frames_to_dataset(schema, final, source=f"{self.name} sample")
-        if not validation.ok:
-            raise DataValidationError(validation)
-        return dataset
 
     def _sample_batch(self, n_patients: int, seed: int, report: SampleReport, progress: Progress) -> dict[str, pd.DataFrame]:
         """``n_patients`` patients with all their rows, rules enforced, topped up and keys filled (surrogate keys)."""
@@ -494,6 +524,10 @@ def _concat(schema: Schema, a: dict[str, pd.DataFrame], b: dict[str, pd.DataFram
     return {name: pd.concat([a[name], b[name]], ignore_index=True) for name in schema.tables}
 
 
+def _arrow(frames: dict[str, pd.DataFrame]) -> dict[str, pa.Table]:
+    return {name: pa.Table.from_pandas(frame, preserve_index=False) for name, frame in frames.items()}
+
+
 def _batch_sizes(n: int, batch: int) -> list[int]:
     """``n`` patients cut into near-equal batches of at most ``batch``."""
     k = max(1, -(-n // max(1, batch)))
@@ -517,7 +551,9 @@ def _shift_keys(schema: Schema, frames: dict[str, pd.DataFrame], offsets: dict[t
             out[name] = frame.assign(**moved)
     for (table, column), domain in domains.items():
         if domain == (table, column) and not schema.tables[table].reference and len(out[table]):
-            offsets[domain] = max(offsets.get(domain, 0), int(pd.to_numeric(out[table][column]).max()) + 1)
+            top = pd.to_numeric(out[table][column]).max()  # NaN when the column is empty (a nullable free id)
+            if pd.notna(top):
+                offsets[domain] = max(offsets.get(domain, 0), int(top) + 1)
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from data_schemas.io import load_schema
 from synth.pipeline import release
+from synth.errors import ReleaseError
 from synth.release import FAIL_POINTS, InjectedFailure, Store, verify_release
 from tests.conftest import SECRET
 
@@ -44,6 +45,7 @@ def _consistent(store: Store) -> None:
         store.reconcile()
     folders = {p.name for p in store.releases_dir.iterdir()} if store.releases_dir.exists() else set()
     assert folders == store.catalog.release_ids()
+    assert not (store.staging_dir.exists() and list(store.staging_dir.iterdir()))  # no sample left staged
 
 
 def _release(prepared: Path, store: Store, **kwargs):
@@ -65,7 +67,7 @@ def test_injected_failure_leaves_store_consistent(point: str, prepared: Path, tm
     _consistent(store)
 
 
-@pytest.mark.parametrize("point", ["after_files", "before_rename", "after_rename"])
+@pytest.mark.parametrize("point", ["after_staging", "after_files", "before_rename", "after_rename"])
 def test_hard_kill_leaves_store_consistent(point: str, prepared: Path, tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     env = {**os.environ, "SYNTHMED_FAIL_AT": f"{point}:kill", "SYNTHMED_STORE": str(store_dir)}
@@ -79,6 +81,54 @@ def test_hard_kill_leaves_store_consistent(point: str, prepared: Path, tmp_path:
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert len(store.catalog.release_ids()) == 1
+    _consistent(store)
+
+
+def test_a_dead_writers_staging_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    dead = store.staging_dir / "kr_claims-dead"
+    dead.mkdir(parents=True)
+    (dead / "claims.parquet").write_bytes(b"half a file")
+    (store.staging_dir / "kr_claims-dead.lock").touch()  # its writer died: nobody holds the lock
+    with store.staging("kr_claims-live") as live:
+        (live / "claims.parquet").write_bytes(b"being written")
+        with store.write_lock():
+            done = store.reconcile()
+        assert done.removed == [".staging/kr_claims-dead"]
+        assert not dead.exists() and (live / "claims.parquet").exists()  # the live release goes on
+    assert list(store.staging_dir.iterdir()) == []  # and cleans up after itself
+    with pytest.raises(ReleaseError, match="is not a release id"):
+        with store.staging("../outside"):
+            pass
+
+
+def test_the_store_is_not_locked_while_a_release_samples(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sampling (minutes for a large cohort) happens before the write lock: another writer is not held up."""
+    import fcntl
+
+    from synth.generators.base import Generator
+
+    store = Store(tmp_path / "store")
+    store.root.mkdir(parents=True)
+    free: list[bool] = []
+    batches = Generator.sample_batches
+
+    def watched(self, *a, **k):
+        for batch in batches(self, *a, **k):
+            with (store.root / ".write.lock").open("a") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    free.append(True)
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                except BlockingIOError:
+                    free.append(False)
+            yield batch
+
+    monkeypatch.setattr(Generator, "sample_batches", watched)
+    monkeypatch.setattr(Generator, "sample_batch_patients", 10)
+    info = _release(prepared, store)
+    assert free == [True, True, True]  # three batches of 10, the lock free at each
+    assert info.manifest["rows"]["patients"] == info.manifest["n_patients"] == 30
     _consistent(store)
 
 

@@ -164,10 +164,29 @@ def test_dp_mst_never_reaches_the_guard(prepared: Path, tmp_path: Path, monkeypa
     def refuse(*_a, **_k):
         raise AssertionError("the replicated-uniques guard ran on a DP release")
 
-    monkeypatch.setattr(synth.pipeline, "remove_replicated_uniques", refuse)
+    monkeypatch.setattr(synth.pipeline, "UniquesGuard", refuse)  # what a release runs, batch by batch
     info = release(SCHEMA, prepared, generator="dp_mst", store=Store(tmp_path / "store"), epsilon=1.0, n_patients=30, seed=1)
     assert info.manifest["generator"]["differentially_private"]
     assert info.manifest["replicated_uniques"]["applied"] is False
+
+
+def test_a_release_in_batches_is_guarded_as_the_whole_cohort(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sampled, guarded and written 9 patients at a time, the release holds exactly the rows the guard leaves
+    of the whole cohort, and its counts and warnings are the whole cohort's."""
+    gen = Leaky()
+    gen.sample_batch_patients = 9
+    said: list[str] = []
+    monkeypatch.setattr(synth.pipeline, "make_generator", lambda *a, **k: gen)
+    info = release(SCHEMA, prepared, generator=gen.name, store=Store(tmp_path / "store"), seed=3, n_patients=100, progress=said.append)
+    assert "sampling patients 93-100 of 100 (batch 12 of 12)" in said
+    train = synth.pipeline.read_training_input(SCHEMA, prepared).train
+    whole, result = remove_replicated_uniques(train, gen.sample(100, seed=3))  # the same batches, held together
+    assert info.manifest["replicated_uniques"] == result.to_dict() and result.removed_patients > 20
+    assert info.manifest["rows"] == whole.row_counts() and info.manifest["n_patients"] == 100 - result.removed_patients
+    for table in ATTRS:
+        released = duckdb.sql(f"SELECT * FROM read_parquet('{info.path / (table + '.parquet')}') ORDER BY ALL").fetchall()
+        assert released == whole.con.sql(f"SELECT * FROM {whole.sql_name(table)} ORDER BY ALL").fetchall()
+    _integrity(info.path)
 
 
 def test_a_replicated_child_row_takes_its_descendants_only() -> None:

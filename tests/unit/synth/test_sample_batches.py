@@ -83,3 +83,35 @@ def test_demo_schema_batches(generator: str) -> None:
     orphans = cohort.con.execute(f"SELECT count(*) FROM {cohort.sql_name('claim_details')} d WHERE d.claim_id NOT IN "
                                  f"(SELECT claim_id FROM {cohort.sql_name('claims')})").fetchall()[0][0]
     assert orphans == 0
+
+
+def test_written_batch_by_batch_the_cohort_is_the_sampled_one(tmp_path) -> None:
+    """``write_cohort`` over ``sample_batches`` writes what ``sample`` holds in memory, reference rows once;
+    a batch that fails on the way leaves the output folder as it was."""
+    import duckdb
+
+    from synth.errors import DataValidationError
+    from synth.spool import write_cohort
+
+    train, report = frames_to_dataset(SCHEMA, _training_frames())
+    assert report.ok
+    gen = get_generator("cart", min_leaf=5).fit(train)
+    gen.sample_batch_patients = 30
+    out = tmp_path / "cohort"
+    written = write_cohort(SCHEMA, gen.sample_batches(100, seed=2), out)
+    whole = gen.sample(100, seed=2)
+    assert written.rows == whole.row_counts() and written.rows["payers"] == 2 and written.n_patients == 100
+    for table in SCHEMA.tables:
+        on_disk = duckdb.sql(f"SELECT * FROM read_parquet('{out / (table + '.parquet')}') ORDER BY ALL").fetchall()
+        assert on_disk == whole.con.sql(f"SELECT * FROM {whole.sql_name(table)} ORDER BY ALL").fetchall(), table
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def failing():
+        batches = gen.sample_batches(100, seed=5)
+        yield next(batches)
+        raise DataValidationError(report)
+
+    with pytest.raises(DataValidationError):
+        write_cohort(SCHEMA, failing(), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched, nothing half written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]  # and no temporary folder left
