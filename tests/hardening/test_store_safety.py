@@ -69,35 +69,39 @@ def test_foreign_folders_are_quarantined_and_reported(store_copy: Store, built_s
     assert code == 0 and "quarantined" in out, err
 
 
-HOLD_UNTIL_WRITTEN = """
-import duckdb, pathlib, sys, time
+HOLD_UNTIL_TOLD = """
+import duckdb, select, sys
 con = duckdb.connect(sys.argv[1])
 print('held', flush=True)
-start = time.time()
-while time.time() - start < 5 and not any(p.name.startswith('.tmp-') for p in pathlib.Path(sys.argv[2]).iterdir()):
-    time.sleep(0.05)
-time.sleep(2)
+select.select([sys.stdin], [], [], 120)  # until the test closes stdin (the release said it waits), at most 120 s
 """
 
 
 def test_registration_waits_for_a_held_catalog_lock(store_copy: Store, built_store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holds the catalog while this one fits: it waits, says so, and registers the work."""
-    # holds the lock until the release has written its folder (about to register) or 5 s passed, then 2 s more:
-    # the release meets the held lock either when it tidies the store or when it registers, and waits
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_UNTIL_WRITTEN, str(store_copy.catalog.path), str(store_copy.releases_dir)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    # holds the lock until the release says it is waiting (when it tidies the store or when it registers), however
+    # long the release takes to get there on a busy machine; at most 120 s
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_TOLD, str(store_copy.catalog.path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         env = {**os.environ, "SYNTHMED_CATALOG_WAIT": "120"}
-        done = subprocess.run([sys.executable, "-m", "synthmed", *_release_args(built_store.prepared, store_copy.root)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        release = subprocess.Popen([sys.executable, "-m", "synthmed", *_release_args(built_store.prepared, store_copy.root)],
+                                   cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert release.stderr is not None
+        err = ""
+        for line in release.stderr:  # until the release says it waits (or ends without saying so)
+            err += line
+            if "waiting for the catalog" in err:
+                break
+        assert holder.stdin is not None
+        holder.stdin.close()  # let go of the lock
+        err += release.communicate(timeout=600)[1]
     finally:
-        holder.wait(timeout=60)
+        holder.wait(timeout=150)
         holder.stdout.close()
-    assert done.returncode == 0, done.stderr
-    assert "waiting for the catalog" in done.stderr
+    assert release.returncode == 0, err
+    assert "waiting for the catalog" in err
     assert len(store_copy.catalog.release_ids()) == 2
 
 
