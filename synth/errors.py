@@ -35,6 +35,10 @@ class CheckTimeoutError(SynthError):
     """A check on data (a rule, a key) ran past its time limit and was interrupted."""
 
 
+class SpillConfigError(SynthError):
+    """``SYNTHMED_MEMORY_LIMIT`` or ``SYNTHMED_TEMP_DIR`` (DuckDB's memory budget and spill folder) cannot be used."""
+
+
 class PreparedDataError(SynthError):
     """A prepared folder (train/, holdout/, split.json) does not match its split record, or cannot be written."""
 

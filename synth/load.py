@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from data_schemas.io import file_pattern_problem
 from data_schemas.model import Column, Schema, Table
 from data_schemas.rules import quote, violations_sql
+from synth import spill
 from synth.engine import is_spark
 from synth.errors import CheckTimeoutError, DataValidationError
 from synth.validation import Problem, ValidationReport
@@ -50,9 +51,10 @@ def connect(
     from writing; by default none at all: synthmed writes Parquet through pyarrow, and ``read_dataset``
     reads files with a connection of its own that runs none of the schema's SQL), installs and loads no
     extension on demand, and its configuration is locked, so no SQL reaching it can widen what it may
-    touch. Other settings (``memory_limit``, ``temp_directory``...) go in ``config``: they cannot be SET later.
+    touch. Past its memory budget it spills to a private folder (``synth.spill``: ``SYNTHMED_MEMORY_LIMIT``,
+    ``SYNTHMED_TEMP_DIR``) instead of failing. Other settings go in ``config``: they cannot be SET later.
     """
-    settings: dict[str, Any] = {"preserve_insertion_order": True, **(config or {})}
+    settings: dict[str, Any] = {"preserve_insertion_order": True, **spill.settings(), **(config or {})}
     settings.update(autoinstall_known_extensions=False, autoload_known_extensions=False)
     if threads:
         settings["threads"] = threads

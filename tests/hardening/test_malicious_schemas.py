@@ -134,6 +134,13 @@ def test_the_connection_that_runs_rules_touches_no_file(tmp_path: Path) -> None:
         with pytest.raises(duckdb.Error):
             con.execute(sql)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
+    # its one folder is where it spills past its memory budget (synth.spill): private, and nothing beside it
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    assert spill.parent.stat().st_mode & 0o077 == 0
+    for sql in (f"SELECT * FROM read_text('{spill}/../..')", f"COPY (SELECT 1) TO '{spill}/../w.csv'",
+                f"COPY (SELECT 1) TO '{spill.parent.parent}/w.csv'"):
+        with pytest.raises(duckdb.Error):
+            con.execute(sql)
 
 
 def test_the_file_reader_reads_its_folder_only(tmp_path: Path) -> None:

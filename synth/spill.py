@@ -1,0 +1,57 @@
+"""Where DuckDB's memory ends and where it spills past that: a budget and a private folder per process.
+
+Validation and preparation hold the typed tables in DuckDB (about 1-1.6 GiB per million claims); without a
+folder to spill to, an in-memory database fails or the OS kills the process when the data outgrows memory.
+Every connection synthmed opens gets ``memory_limit`` (``SYNTHMED_MEMORY_LIMIT``, default half the machine's
+memory: the rest is for Python, pandas and the models) and a ``temp_directory`` of its own inside one folder
+per process, created 0700 under ``SYNTHMED_TEMP_DIR`` (default: the system's temporary folder) and removed
+when the process exits. Spilled blocks are the data being checked, real records included: put
+``SYNTHMED_TEMP_DIR`` on a disk as protected as the data folder itself.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from synth.errors import SpillConfigError
+
+MEMORY_ENV = "SYNTHMED_MEMORY_LIMIT"
+TEMP_ENV = "SYNTHMED_TEMP_DIR"
+_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+_root: Path | None = None
+
+
+def memory_limit() -> str:
+    """DuckDB's ``memory_limit``: ``SYNTHMED_MEMORY_LIMIT`` (e.g. ``8GB``) or half the physical memory."""
+    raw = os.environ.get(MEMORY_ENV, "").strip()
+    if raw:
+        if not _SIZE.fullmatch(raw):
+            raise SpillConfigError(f"The '{MEMORY_ENV}' setting must be a size such as 8GB or 500MB; got {raw!r} instead.")
+        return raw
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return f"{max(total // 2 // 2**20, 256)}MB"
+
+
+def temp_directory() -> str:
+    """A fresh folder for one connection's spill files, inside this process's private folder."""
+    return tempfile.mkdtemp(prefix="con-", dir=_process_root())
+
+
+def settings() -> dict[str, str]:
+    """The two settings every synthmed connection gets (``synth.load.connect``)."""
+    return {"memory_limit": memory_limit(), "temp_directory": temp_directory()}
+
+
+def _process_root() -> Path:
+    global _root
+    if _root is None or not _root.is_dir():
+        base = os.environ.get(TEMP_ENV, "").strip() or None
+        if base is not None and not Path(base).is_dir():
+            raise SpillConfigError(f"The '{TEMP_ENV}' setting must name an existing folder; {base!r} is not one.")
+        _root = Path(tempfile.mkdtemp(prefix="synthmed-duckdb-", dir=base))  # 0700: this user only
+        atexit.register(shutil.rmtree, _root, True)
+    return _root

@@ -1,0 +1,71 @@
+"""DuckDB's memory budget (SYNTHMED_MEMORY_LIMIT) holds: past it the data spills to a private folder under
+SYNTHMED_TEMP_DIR, removed when the process exits; bad settings are clear errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from synth import spill
+from synth.errors import SpillConfigError
+from synth.load import connect
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = """
+import os, resource
+from synth.load import connect
+con = connect()
+con.execute("CREATE TABLE t AS SELECT i, md5(i::varchar) AS h FROM range(5000000) r(i)")
+assert con.execute("SELECT count(DISTINCT h) FROM t").fetchall()[0][0] == 5000000
+spilled = sum(len(files) for _, _, files in os.walk(os.environ["SYNTHMED_TEMP_DIR"]))
+print(spilled, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _run(tmp_path: Path, limit: str) -> tuple[int, int]:
+    env = {**os.environ, "SYNTHMED_MEMORY_LIMIT": limit, "SYNTHMED_TEMP_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    spilled, peak_mb = map(int, done.stdout.split())
+    return spilled, peak_mb
+
+
+def test_past_the_budget_duckdb_spills_instead_of_growing(tmp_path: Path) -> None:
+    spilled, capped = _run(tmp_path, "64MB")  # a table of ~5M md5 strings and a distinct count over it
+    assert spilled > 0
+    assert list(tmp_path.iterdir()) == []  # the process's spill folder went with it
+    spilled_free, free = _run(tmp_path, "4GB")
+    assert spilled_free == 0 and capped < 0.6 * free, (capped, free)  # the same work held in memory without the budget
+
+
+def test_each_connection_spills_into_a_private_folder_of_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHMED_TEMP_DIR", str(tmp_path))
+    monkeypatch.setattr(spill, "_root", None)
+    folders = [Path(connect().execute("SELECT current_setting('temp_directory')").fetchall()[0][0]) for _ in range(2)]
+    assert folders[0] != folders[1] and folders[0].parent == folders[1].parent
+    assert folders[0].parent.parent == tmp_path and oct(folders[0].parent.stat().st_mode & 0o777) == "0o700"
+    monkeypatch.setattr(spill, "_root", None)  # the next test's connections get a fresh folder
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("SYNTHMED_MEMORY_LIMIT", "lots", "must be a size such as 8GB"),
+    ("SYNTHMED_TEMP_DIR", "/no/such/folder", "must name an existing folder"),
+])
+def test_bad_settings_are_named(name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr(spill, "_root", None)
+    with pytest.raises(SpillConfigError, match=message) as caught:
+        connect()
+    assert name in str(caught.value) and value in str(caught.value)
+    monkeypatch.delenv(name)
+    monkeypatch.setattr(spill, "_root", None)
+
+
+def test_the_cli_names_a_bad_budget(tmp_path: Path) -> None:
+    env = {**os.environ, "SYNTHMED_MEMORY_LIMIT": "half"}
+    done = subprocess.run([sys.executable, "-m", "synthmed", "validate", str(tmp_path), "--schema", "kr_claims"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode != 0 and "SYNTHMED_MEMORY_LIMIT" in done.stderr and "Traceback" not in done.stderr
