@@ -67,3 +67,45 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     )
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
     return store, result
+
+
+XDIST_SHARED = {
+    "tests/app/": "app",  # app_store (session): built once, for every app test
+    "tests/integration/test_cli.py::test_demo_end_to_end": "app",  # demo_run (session), shared with test_app_browser
+    "tests/integration/test_spark_": "spark",  # JVMs using both cores: never two Spark files at once
+    "tests/hardening/": "hardening",  # prepared_kr and built_store (session)
+}
+XDIST_FIRST = ("spark", "app")
+"""The longest groups, handed out first, so that neither is left for the end of a run."""
+
+
+def xdist_group(nodeid: str) -> str:
+    """The unit of work of a test under pytest-xdist (opt-in: ``-n 2 --dist loadfile --no-loadscope-reorder``): tests that
+    share an expensive session fixture go to one worker (so it is made once), every other file whole to one worker
+    (so its module fixtures are made once)."""
+    for prefix, name in XDIST_SHARED.items():
+        if nodeid.startswith(prefix):
+            return name
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with ``xdist_group``'s units (xdist's own ``loadgroup`` renames node ids, which
+    pytest 9.2 no longer lets it do, so its groups would be ignored)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return FileGroups(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker: the longest units first (with --no-loadscope-reorder, the scheduler keeps this order)."""
+    if hasattr(config, "workerinput"):
+        rank = {name: i for i, name in enumerate(XDIST_FIRST)}
+        items.sort(key=lambda item: rank.get(xdist_group(item.nodeid), len(rank)))  # stable: files keep their order
