@@ -50,6 +50,8 @@ UPPER_SHARE = 0.995  # a parent date is a sequence's upper bound when this share
 T = "__t"  # the time column of a dated table: gap from the previous row, or the first row's offset
 LEAF = "__leaf"  # prefix of a sampled child count's leaf (kept until the counts are calibrated)
 COUNT_TOLERANCE = 0.02  # a child table's synthetic rows per patient are brought within 2% of training's
+END_FEATURES = ("__until_end", "__pace")  # predictors of a sequence's gaps only (see _until_end)
+TOTAL = "__n_*"  # prefix of a root column counting a deeper table's rows per patient (``__n_*conditions``)
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -95,6 +97,20 @@ class Leaves:
         pick = self.starts[leaf] + np.floor(rng.random(len(leaf)) * self.counts[leaf]).astype(np.int64)
         return self.donors[pick]
 
+    def pick_balanced(self, leaf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A donor of each given leaf, the rows of a leaf taking its donors in turn (each donor once per round, the
+        last round's donors at random, in random order): the leaf's distribution without the noise of draws
+        with replacement (a small cohort's children per parent)."""
+        leaf = np.asarray(leaf, dtype=np.int64)
+        pick = np.empty(len(leaf), dtype=np.int64)
+        order = np.argsort(leaf, kind="stable")
+        values, first, sizes = np.unique(leaf[order], return_index=True, return_counts=True)
+        for value, start, m in zip(values, first, sizes):
+            k = int(self.counts[value])
+            turns = np.concatenate([np.tile(np.arange(k), m // k), rng.choice(k, m % k, replace=False)])
+            pick[order[start:start + m]] = self.starts[value] + rng.permutation(turns)
+        return self.donors[pick]
+
 
 @dataclass
 class Node:
@@ -125,6 +141,8 @@ class Node:
     below: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it never exceeded in training
     above: dict[str, list[str]] = field(default_factory=dict)  # column -> earlier columns it was never below
     per_patient: dict[str, float] = field(default_factory=dict)  # child -> its training rows per patient
+    end: float = float("nan")  # a sequence's observation end: the latest absolute day of its (or its parent's) first date in training
+    lowest: float = float("-inf")  # the earliest offset of a first row from its parent's anchor in training
 
 
 @register
@@ -279,6 +297,14 @@ class CartGenerator(Generator):
                 enc[f"__n_{child}"] = frames[name][key].map(counts).fillna(0).to_numpy(dtype="float64")
                 node.numerical.append(f"__n_{child}")
                 node.per_patient[child] = float(enc[f"__n_{child}"].sum()) / max(len(encoded.get(self.root_, enc)), 1)
+            if node.parent is None:  # rows per patient of the tables below the patient's children (conditions per patient)
+                key = node.key if name != VIRTUAL else schema.patient.column
+                for deeper in order:
+                    if self.nodes_[deeper].parent not in (None, name):
+                        counts = pd.Series(self._root_keys(frames, deeper)).value_counts()
+                        enc[TOTAL + deeper] = frames[name][key].map(counts).fillna(0).to_numpy(dtype="float64")
+                        node.numerical.append(TOTAL + deeper)
+                        node.per_patient["*" + deeper] = float(enc[TOTAL + deeper].sum()) / max(len(enc), 1)
             node.chain = self._chain_order(node, enc)
             node.derived = _functional_dependencies(enc, node.categorical, node.chain, node.numerical)
             node.chain = [c for c in node.chain if c not in node.derived]
@@ -369,6 +395,18 @@ class CartGenerator(Generator):
             enc["__panchor"] = parent_anchor if parent_anchor is not None else np.full(len(frame), np.nan)
         return enc, np.asarray(anchor, dtype="float64"), frame, parent_pos
 
+    def _root_keys(self, frames: dict[str, pd.DataFrame], name: str) -> np.ndarray:
+        """The patient (root) key of each training row of a table, following the tree's keys up."""
+        node = self.nodes_[name]
+        keys = frames[name][node.fk].to_numpy()
+        current = node.parent
+        while current != self.root_:
+            pnode = self.nodes_[current]  # type: ignore[index]
+            lookup = pd.Series(frames[current][pnode.fk].to_numpy(), index=frames[current][pnode.key].to_numpy())  # type: ignore[index]
+            keys = lookup[~lookup.index.duplicated()].reindex(keys).to_numpy()
+            current = pnode.parent
+        return keys
+
     @staticmethod
     def _chain_order(node: Node, enc: pd.DataFrame) -> list[str]:
         """Synthesis order: time first, then categories (fewest values first), numbers, offsets, child counts."""
@@ -388,6 +426,7 @@ class CartGenerator(Generator):
         penc = encoded[node.parent]
         if not node.context:
             node.context = [c for c in pnode.chain if c not in pnode.derived][:MAX_PARENT_FEATURES]
+            node.context += [TOTAL + c for c in node.children if TOTAL + c in pnode.chain and TOTAL + c not in node.context]
             if pnode.parent is not None:
                 root = self.nodes_[self.root_]
                 node.root_context = [c for c in root.chain if not c.startswith("__n_")][:MAX_ROOT_FEATURES]
@@ -406,6 +445,10 @@ class CartGenerator(Generator):
         for c in node.chain:
             values = _numeric(node, c, enc[c].to_numpy())
             feats[f"__lag_{c}"] = np.where(first, np.nan, np.r_[np.nan, values[:-1]])
+        for child in self._totals(node, penc):  # the patient's rows of a grandchild table not yet given to earlier rows
+            counts = enc[f"__n_{child}"].to_numpy(dtype="float64")
+            before = _cumsum_within(counts, parent_pos) - counts
+            feats.update(_rest(penc[TOTAL + child].to_numpy(dtype="float64")[parent_pos] - before, n - pos, child))
         if node.sequence:
             t = enc[T].to_numpy(dtype="float64")
             panchor = enc["__panchor"].to_numpy(dtype="float64")
@@ -415,6 +458,7 @@ class CartGenerator(Generator):
             feats["__cursor"] = np.where(first, np.nan, np.r_[np.nan, cursor[:-1]])
             ok = np.isfinite(t) & np.isfinite(panchor) & first
             node.lower = bool(ok.any() and float(np.mean(cursor[ok] >= -1e-9)) >= UPPER_SHARE)
+            node.lowest = float(np.min(cursor[ok])) if ok.any() else float("-inf")
             for d in pnode.dates[1:]:
                 bound = pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64")[parent_pos]
                 both = np.isfinite(bound) & np.isfinite(t) & np.isfinite(panchor)
@@ -423,7 +467,18 @@ class CartGenerator(Generator):
             for d in pnode.dates[1:]:
                 if d in node.context:
                     feats[f"__until_{d}"] = feats[f"__p_{d}"] - np.nan_to_num(feats["__cursor"])
+            base = panchor if node.anchored else np.zeros(len(t))
+            day = _cumsum_within(np.nan_to_num(t), parent_pos) + base  # each row's absolute day (NaN without an anchor)
+            node.end = float(np.nanmax(day)) if np.isfinite(day).any() else float("nan")
+            node.end = float(np.nanmax([node.end, getattr(pnode, "end", np.nan)])) if np.isfinite(node.end) else node.end
+            if np.isfinite(node.end):
+                previous = np.where(first, panchor, np.r_[np.nan, day[:-1]])
+                feats.update(_until_end(node.end, previous, n - pos))
         return pd.DataFrame(feats, index=enc.index)
+
+    def _totals(self, node: Node, penc: pd.DataFrame) -> list[str]:
+        """Children of a node (under the root) whose rows per patient the root draws (``__n_*child``)."""
+        return [c for c in node.children if node.parent == self.root_ and TOTAL + c in penc]
 
     def _root_positions(self, node: Node, parent_pos: np.ndarray, encoded: dict[str, pd.DataFrame]) -> np.ndarray:
         """Row of the root node for each row, following ``__parent`` up."""
@@ -444,7 +499,7 @@ class CartGenerator(Generator):
         for col in node.chain:
             raw = enc[col].to_numpy()[idx]
             numeric = _numeric(node, col, raw)
-            names = list(x_all)
+            names = [c for c in x_all if col == T or c not in END_FEATURES]  # time to the end: for the time column only
             if len(idx) < 2 * self.min_leaf or not names or _constant(raw):
                 node.models[col] = _marginal(raw, names)
             else:
@@ -475,7 +530,7 @@ class CartGenerator(Generator):
             else:
                 enc, feats = self._draw_children(node, encoded, abs_anchor, rng)
                 enc = self._repair(node, enc, feats, encoded, decoded, abs_anchor, rng)
-            enc = self._calibrate_counts(node, enc, n_patients, rng)
+            enc = self._calibrate_counts(node, enc, n_patients, rng, encoded)
             encoded[name] = enc
             abs_anchor[name] = self._anchor_days(node, enc, encoded, abs_anchor)
             decoded[name] = self._decode(node, enc, encoded, abs_anchor)
@@ -517,7 +572,7 @@ class CartGenerator(Generator):
             elif col.startswith("__n_"):  # a child count: its leaf is kept for _calibrate_counts
                 leaf = model.leaves(x, n) if n else np.zeros(0, dtype=np.int64)
                 out[LEAF + col] = leaf
-                drawn = model.pick(leaf, rng)
+                drawn = model.pick_balanced(leaf, rng)
             else:
                 drawn = model.draw(x, rng, n) if n else model.donors[:0]
             if col == T and limit is not None and n:
@@ -556,6 +611,10 @@ class CartGenerator(Generator):
                 feats[f"__r_{c}"] = _numeric(root, c, encoded[self.root_][c].to_numpy())[root_pos]
         for c in node.chain:
             feats[f"__lag_{c}"] = np.full(total, np.nan)
+        totals = {c: np.nan_to_num(pd.to_numeric(penc[TOTAL + c], errors="coerce").to_numpy(dtype="float64")) for c in self._totals(node, penc)}
+        given = {c: np.zeros(len(penc)) for c in totals}  # rows of each such grandchild given to a parent's rows so far
+        for c in totals:
+            feats.update({k: np.full(total, np.nan) for k in _rest(np.zeros(0), np.zeros(0), c)})
         until = [d for d in pnode.dates[1:] if d in node.context] if node.sequence else []
         if node.sequence:
             feats["__cursor"] = np.full(total, np.nan)
@@ -565,6 +624,14 @@ class CartGenerator(Generator):
         if node.upper:
             stacked = np.column_stack([pd.to_numeric(penc[d], errors="coerce").to_numpy(dtype="float64") for d in node.upper])
             bounds = np.nanmin(np.where(np.isnan(stacked), np.inf, stacked), axis=1)
+        end = getattr(node, "end", float("nan")) if node.sequence else float("nan")
+        raw_anchor = abs_anchor[node.parent] if node.parent in abs_anchor else np.full(len(penc), np.nan)  # type: ignore[index]
+        if np.isfinite(end):  # no row past the latest day training observed (Synthea's export date): a bound too
+            room = np.where(np.isnan(raw_anchor), np.inf, end - raw_anchor)
+            bounds = room if bounds is None else np.minimum(bounds, room)
+            for k in ("__until_end", "__pace"):
+                feats[k] = np.full(total, np.nan)
+            day_last = raw_anchor.copy()  # absolute day of each parent's latest row (its anchor before the first)
         result = {c: np.empty(total, dtype=object if c in node.categorical else "float64") for c in node.chain}
         result.update({LEAF + c: np.zeros(total, dtype=np.int64) for c in node.chain if c.startswith("__n_")})
         derived = {c: np.empty(total, dtype=object) for c in node.derived}
@@ -584,6 +651,12 @@ class CartGenerator(Generator):
                     feats["__cursor"][rows] = cursor[parents]
                     for d in until:
                         feats[f"__until_{d}"][rows] = feats[f"__p_{d}"][rows] - cursor[parents]
+            if np.isfinite(end):
+                for k, v in _until_end(end, day_last[parents], n[rows] - i).items():
+                    feats[k][rows] = v
+            for c, target in totals.items():
+                for k, v in _rest(target[parents] - given[c][parents], n[rows] - i, c).items():
+                    feats[k][rows] = v
             limit = None if bounds is None else bounds[parents] - (cursor[parents] if i > 0 else start_at[parents])
             drawn = self._draw_rows(node, {k: v[rows] for k, v in feats.items()}, len(rows), rng, limit=limit)
             for c in node.chain:
@@ -593,15 +666,22 @@ class CartGenerator(Generator):
                     result[LEAF + c][rows] = drawn[LEAF + c]
             for c in node.derived:
                 derived[c][rows] = drawn[c]
+            for c in totals:
+                given[c][parents] += np.clip(np.rint(np.nan_to_num(np.asarray(drawn[f"__n_{c}"], dtype="float64"))), 0, None)
             if node.sequence:
                 cursor[parents] = (cursor[parents] if i > 0 else start_at[parents]) + np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
+            if np.isfinite(end):
+                step = np.nan_to_num(np.asarray(drawn[T], dtype="float64"))
+                day_last[parents] = (day_last[parents] if i > 0 else (raw_anchor[parents] if node.anchored else 0.0)) + step
         out = pd.DataFrame({**result, **derived})
         for col, c in node.positional.items():
             out[col] = pos.astype("float64") + c
         out["__parent"] = parent_pos
         dropped = np.zeros(total, dtype=bool)
         if bounds is not None:
-            out[T], dropped = _fit_window(out[T].to_numpy(dtype="float64"), parent_pos, pos, start_at, bounds, node.lower)
+            out[T], dropped = _fit_window(
+                out[T].to_numpy(dtype="float64"), parent_pos, pos, start_at, bounds, node.lower, getattr(node, "lowest", float("-inf"))
+            )
         if dropped.any():
             keep = ~dropped
             self._report.dropped_rows[node.name] = self._report.dropped_rows.get(node.name, 0) + int(dropped.sum())
@@ -660,14 +740,18 @@ class CartGenerator(Generator):
                 enc[c] = column
         return enc
 
-    def _calibrate_counts(self, node: Node, enc: pd.DataFrame, n_patients: int, rng: np.random.Generator) -> pd.DataFrame:
+    def _calibrate_counts(
+        self, node: Node, enc: pd.DataFrame, n_patients: int, rng: np.random.Generator, encoded: dict[str, pd.DataFrame] | None = None
+    ) -> pd.DataFrame:
         """Child counts whose total strays from training's rows per patient, redrawn from their own leaves.
 
         Each count is a donor of its leaf, so a small cohort's total swings with the few parents that drew a
         heavy-tailed donor (Synthea's observations per patient: 0.5x-1.4x of training over seeds), and a
         sequence's counts drift with the parent rows drawn (conditions per encounter 1.2x). Counts are
         redrawn from the same leaves, a redraw kept only when it moves the total towards the target, so
-        every count stays a training value of its leaf.
+        every count stays a training value of its leaf. A table below the patient's children (conditions under
+        encounters) has its rows per patient drawn at the root (``__n_*conditions``): each patient's counts over
+        its encounters are first redrawn towards that patient's total, so rows per patient keep their spread.
         """
         leaves = [c for c in enc.columns if c.startswith(LEAF)]
         for child, per_patient in getattr(node, "per_patient", {}).items():
@@ -675,6 +759,11 @@ class CartGenerator(Generator):
             if LEAF + col in enc and col in node.models and len(enc):
                 counts = pd.to_numeric(enc[col], errors="coerce").fillna(0).to_numpy(dtype="float64")
                 leaf = enc[LEAF + col].to_numpy(dtype=np.int64)
+                root = (encoded or {}).get(self.root_)
+                if node.parent is not None and root is not None and TOTAL + child in root:
+                    patients = self._root_positions(node, enc["__parent"].to_numpy(dtype=np.int64), encoded)  # type: ignore[arg-type]
+                    targets = np.rint(np.clip(pd.to_numeric(root[TOTAL + child], errors="coerce").fillna(0).to_numpy(), 0, None))
+                    counts = _calibrated_groups(node.models[col], leaf, counts, patients, targets, rng)
                 enc[col] = _calibrated_total(node.models[col], leaf, counts, per_patient * n_patients, rng)
         return enc.drop(columns=leaves)
 
@@ -801,6 +890,20 @@ def _positions(parent_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, np.repeat(lengths, lengths)
 
 
+def _until_end(end: float, previous: np.ndarray, rows_left: np.ndarray) -> dict[str, np.ndarray]:
+    """Predictors of a sequence row's gap near the end of observation: days from the previous row (the parent's
+    anchor before the first row) to the end, and those days per row still to come (this one included)."""
+    until = end - np.asarray(previous, dtype="float64")
+    return {"__until_end": until, "__pace": until / np.maximum(np.asarray(rows_left, dtype="float64"), 1.0)}
+
+
+def _rest(rest: np.ndarray, rows_left: np.ndarray, child: str) -> dict[str, np.ndarray]:
+    """Predictors of a row's count of a grandchild table: the patient's rows of it not yet given to earlier rows,
+    and those per row still to come (this one included)."""
+    rest = np.asarray(rest, dtype="float64")
+    return {f"__rest_{child}": rest, f"__restper_{child}": rest / np.maximum(np.asarray(rows_left, dtype="float64"), 1.0)}
+
+
 def _cumsum_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Cumulative sum of ``values`` within runs of equal ``groups`` (rows grouped by parent, any order of groups)."""
     order = np.argsort(groups, kind="stable")
@@ -844,6 +947,37 @@ def _calibrated_total(
         taken = useful[:k]
         counts[taken] = alternative[taken]
         total += float(delta[taken].sum())
+    return counts
+
+
+def _calibrated_groups(
+    model: Leaves, leaf: np.ndarray, counts: np.ndarray, groups: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
+    rounds: int = 40,
+) -> np.ndarray:
+    """Counts whose sum within each group (a patient's encounters) moves to the group's target where redraws reach it.
+
+    As ``_calibrated_total`` per group: each round draws an alternative donor for every row from its own leaf and
+    takes, in random order within each group, the alternatives that move the group's sum towards its target,
+    up to the one whose step crosses the target by less than half of it.
+    """
+    counts = np.asarray(counts, dtype="float64").copy()
+    current = np.rint(np.clip(np.nan_to_num(counts), 0, None))
+    for _ in range(rounds):
+        gap = targets - np.bincount(groups, weights=current, minlength=len(targets))
+        if not np.any(np.abs(gap) > 0.5):
+            break
+        alternative = np.nan_to_num(np.asarray(model.pick(leaf, rng), dtype="float64"))
+        delta = np.rint(np.clip(alternative, 0, None)) - current
+        want = gap[groups]
+        useful = np.flatnonzero((delta != 0) & (np.sign(delta) == np.sign(want)))
+        if not useful.size:
+            continue
+        useful = useful[rng.permutation(useful.size)]
+        useful = useful[np.argsort(groups[useful], kind="stable")]
+        step = np.abs(delta[useful])
+        taken = useful[_cumsum_within(step, groups[useful]) - step / 2 < np.abs(want[useful])]
+        counts[taken] = alternative[taken]
+        current[taken] = np.rint(np.clip(alternative[taken], 0, None))
     return counts
 
 
@@ -902,10 +1036,13 @@ def _within(model: Leaves, x: np.ndarray | None, drawn: np.ndarray, limit: np.nd
 
 
 def _fit_window(
-    t: np.ndarray, parent_pos: np.ndarray, pos: np.ndarray, start_at: np.ndarray, bounds: np.ndarray, lower: bool
+    t: np.ndarray, parent_pos: np.ndarray, pos: np.ndarray, start_at: np.ndarray, bounds: np.ndarray, lower: bool,
+    lowest: float = float("-inf"),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A drawn sequence that runs past its parent's end (eligibility, death) is moved earlier as a whole, no
-    earlier than the parent's anchor when training never went before it; rows still past the end are cut.
+    """A drawn sequence that runs past its parent's end (eligibility, death, the end of observation) is moved
+    earlier as a whole, no earlier than the parent's anchor when training never went before it (else than the
+    earliest first row training had, ``lowest``); a sequence still past the end has the gaps after its first
+    row shortened in proportion so its last row lands on the end; rows still past it (a first row) are cut.
     Returns the new time column and the rows to drop."""
     t = t.copy()
     first = pos == 0
@@ -917,11 +1054,18 @@ def _fit_window(
     np.maximum.at(end, parent_pos, cursor)
     first_cursor = np.full(len(bounds), np.nan)
     first_cursor[parent_pos[first]] = cursor[first]
-    room = np.maximum(first_cursor, 0.0) if lower else np.full(len(bounds), np.inf)
+    room = np.maximum(first_cursor - (0.0 if lower else lowest), 0.0)
     shift = np.clip(end - bounds, 0.0, np.nan_to_num(room, nan=0.0))
     shift = np.where(np.isfinite(shift), shift, 0.0)
     t[first] = t[first] - shift[parent_pos[first]]
-    dropped = (cursor - shift[parent_pos]) > bounds[parent_pos] + 1e-9
+    first_cursor = first_cursor - shift
+    end = end - shift
+    span, allowed = end - first_cursor, bounds - first_cursor
+    squeeze = np.isfinite(span) & np.isfinite(allowed) & (end > bounds + 1e-9) & (span > 0) & (allowed >= 0)
+    scale = np.where(squeeze, np.divide(allowed, span, out=np.ones(len(bounds)), where=squeeze), 1.0)
+    t[~first] = t[~first] * scale[parent_pos[~first]]
+    cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + start_at[parent_pos]
+    dropped = cursor > bounds[parent_pos] + 1e-9
     return t, dropped
 
 

@@ -257,3 +257,79 @@ def test_min_patients_parameter_errors() -> None:
     assert get_generator("gaussian_copula", min_patients=3).get_params()["min_patients"] == 3
     with pytest.raises(GeneratorError, match="The 'min_leaf' parameter of cart"):
         get_generator("cart", min_leaf=0)
+
+
+# -- observation end and rows per patient of deeper tables (Synthea) ---------------------------------
+
+
+def _censored_emr(n: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Admissions from birth to an export date (right-censored there, as a Synthea export), so older patients
+    have more; a latent 'heavy' fifth of the patients has 8-12 events per admission, the others 0-2."""
+    rng = np.random.default_rng(seed)
+    export = pd.Timestamp("2025-06-01")
+    pats, adms, evs = [], [], []
+    for p in range(n):
+        birth = pd.Timestamp("1945-01-01") + pd.Timedelta(days=int(rng.integers(0, 27000)))
+        pats.append({"pid": f"p{p}", "sex": "MF"[p % 2], "birth": birth})
+        heavy = rng.random() < 0.2
+        t = birth + pd.Timedelta(days=int(rng.integers(0, 700)))
+        a = 0
+        while t < export:
+            aid = f"a{p}_{a}"
+            discharge = min(t + pd.Timedelta(days=int(rng.integers(0, 4))), export)
+            adms.append({"aid": aid, "pid": f"p{p}", "admit": t, "discharge": discharge, "ward": ["icu", "med", "surg"][a % 3]})
+            for e in range(int(rng.integers(8, 13)) if heavy else int(rng.integers(0, 3))):
+                evs.append({"pid": f"p{p}", "aid": aid, "at": t + pd.Timedelta(minutes=e), "kind": "lab", "code": "A10.0"})
+            t = t + pd.Timedelta(days=int(rng.exponential(900)) + 1, hours=int(rng.integers(0, 23)))
+            a += 1
+    return {"patients": pd.DataFrame(pats), "admissions": pd.DataFrame(adms), "events": pd.DataFrame(evs)}
+
+
+@pytest.fixture(scope="module")
+def censored():
+    schema = parse_schema(EMR, source="<test>")
+    dataset, report = frames_to_dataset(schema, _censored_emr(240, 3))
+    assert report.ok, report.render()
+    train, _holdout, _ = split_patients(dataset, seed=0)
+    generator = get_generator("cart").fit(train)
+    return train, generator, generator.sample(200, seed=0)
+
+
+def test_cart_sequences_end_where_training_observation_ends(censored) -> None:
+    train, _generator, cohort = censored
+    real = train.con.execute(f"SELECT max(admit) FROM {train.sql_name('admissions')}").fetchall()[0][0]
+    syn = cohort.con.execute(f"SELECT admit FROM {cohort.sql_name('admissions')}").df()["admit"]
+    assert (syn <= pd.Timestamp(real)).all(), (syn.max(), real, float((syn > pd.Timestamp(real)).mean()))
+    per_patient_real = train.row_counts()["admissions"] / train.row_counts()["patients"]
+    assert 0.9 < (len(syn) / 200) / per_patient_real < 1.1
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> float:
+    grid = np.union1d(a, b)
+    return float(np.max(np.abs(np.searchsorted(np.sort(a), grid, "right") / len(a) - np.searchsorted(np.sort(b), grid, "right") / len(b))))
+
+
+def test_cart_keeps_the_spread_of_rows_per_patient_of_a_table_below_the_patients_children(censored) -> None:
+    train, generator, cohort = censored
+    assert "__n_*events" in generator.nodes_["patients"].chain  # events per patient drawn at the root
+
+    def per_patient(ds) -> np.ndarray:
+        return ds.con.execute(
+            f"SELECT coalesce(n, 0) AS n FROM {ds.sql_name('patients')} LEFT JOIN "
+            f"(SELECT pid, count(*) AS n FROM {ds.sql_name('events')} GROUP BY pid) USING (pid)"
+        ).fetchnumpy()["n"].astype(float)
+
+    assert _ks(per_patient(train), per_patient(cohort)) < 0.1  # 0.15 when summed over admissions drawn alone
+
+
+def test_child_counts_take_their_leaf_donors_in_turn() -> None:
+    from synth.generators.cart import Leaves
+
+    donors = np.array([0.0, 1.0, 5.0, 40.0, 2.0, 3.0])  # leaf 0: the first four, leaf 1: the last two
+    model = Leaves([], None, np.array([0, 4]), np.array([4, 2]), donors)
+    leaf = np.r_[np.zeros(10, dtype=np.int64), np.ones(5, dtype=np.int64)]
+    for seed in range(5):
+        drawn = model.pick_balanced(leaf, np.random.default_rng(seed))
+        uses = pd.Series(drawn[:10]).value_counts().reindex(donors[:4], fill_value=0)
+        assert uses.between(2, 3).all() and uses.sum() == 10, uses  # each donor twice, two of them a third time
+        assert sorted(pd.Series(drawn[10:]).value_counts().tolist()) == [2, 3]
