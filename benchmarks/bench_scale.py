@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_only:
         return 0
     setup = {"cores": os.cpu_count(), "spark_master": env["SYNTHMED_SPARK_MASTER"],
-             "spark_driver_memory": env["SYNTHMED_SPARK_DRIVER_MEMORY"], "timeout_s": args.timeout}
+             "spark_driver_memory": env["SYNTHMED_SPARK_DRIVER_MEMORY"], "timeout_s": args.timeout,
+             "duckdb_memory_limit": env.get("SYNTHMED_MEMORY_LIMIT", "half of RAM (synth.spill)")}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "scale.json").write_text(json.dumps({"setup": setup, "results": rows_out}, indent=1))
     md = table_md(rows_out)

@@ -303,7 +303,9 @@ def test_spearman_on_a_sample_above_the_row_bound(loaded, monkeypatch: pytest.Mo
     monkeypatch.setattr(pairs, "SPEARMAN_MAX_ROWS", 300)
     sampled, notes = spearman()
     assert sampled != exact and abs(sampled - exact) < 0.1
-    assert spearman()[0] == sampled  # the sample is seeded
+    # the sample is seeded: the same rows again (DuckDB's parallel sums may differ in the last bits, a
+    # different sample by far more)
+    assert spearman()[0] == pytest.approx(sampled, rel=0, abs=1e-12)
     assert any("seeded sample of 300 rows" in n for n in notes)
 
 
