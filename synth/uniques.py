@@ -202,7 +202,8 @@ class UniquesGuard:
 
 def _cascade(schema: Schema, frames: dict[str, pa.Table], matched: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Keep masks per table: matched rows out; a matched root row takes its patient's rows everywhere; a
-    removed row takes the rows below it (children whose parent key it held)."""
+    removed row takes every row that references it, through any foreign key (its children, and rows pointing at
+    it by a self-reference or a secondary key), until no kept row references a removed one."""
     keep = {t: np.ones(frames[t].num_rows, dtype=bool) for t in frames}
     for table, rows in matched.items():
         keep[table][rows] = False
@@ -213,14 +214,18 @@ def _cascade(schema: Schema, frames: dict[str, pa.Table], matched: dict[str, np.
             col = schema.patient_column_of(name)
             if col is not None and not schema.tables[name].reference:
                 keep[name] &= ~_in(frames[name][col], gone)
-    for name in schema.topological_order():  # parents first: a removal reaches grandchildren through children
-        link = schema.parent_of(name)
-        if link is None or name not in frames:
-            continue
-        fk, parent, parent_col = link
-        removed_keys = frames[parent][parent_col].filter(pa.array(~keep[parent]))
-        if len(removed_keys):
-            keep[name] &= ~_in(frames[name][fk.name], pc.unique(removed_keys))
+    links = [(name, col.name, *col.foreign_key) for name in frames for col in schema.tables[name].foreign_keys
+             if col.foreign_key[0] in frames and not schema.tables[col.foreign_key[0]].reference]  # type: ignore[index]
+    changed = True
+    while changed:  # a removal reaches grandchildren through children, and chains of self-references
+        changed = False
+        for name, column, parent, parent_col in links:
+            removed_keys = frames[parent][parent_col].filter(pa.array(~keep[parent]))
+            if len(removed_keys):
+                hit = keep[name] & _in(frames[name][column], pc.unique(removed_keys))
+                if hit.any():
+                    keep[name] &= ~hit
+                    changed = True
     return keep
 
 

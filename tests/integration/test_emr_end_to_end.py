@@ -119,13 +119,16 @@ def test_evaluate_report_and_validate_by_id_with_no_schema(flow: dict) -> None:
     assert scores["fidelity.referential_integrity"]["value"] == pytest.approx(1.0)
     assert scores["fidelity.children_per_parent"]["value"] is not None
     assert 0.0 <= scores["fidelity.column_shapes"]["value"] <= 1.0  # quality is benchmarks/bench_emr.py's to measure
-    if flow["name"] == "hosp":  # no event table collapses: rows per patient stay near train's (bench_emr measures it)
+    # no event table collapses: rows per patient stay near train's (bench_emr measures quality). Tables of ~17 rows
+    # over 13-14 patients: cart's seeds 0/1/3 give 0.51/1.06/1.06 of train's rate for pharmacy (old and new cart
+    # alike), so the band is wide; a collapse (a table emptied or cut to a tenth) is far outside it
+    if flow["name"] == "hosp":
         train = flow["prepared"] / "train"
         n_train = pq.read_metadata(train / "patients.parquet").num_rows
         for table, rows in manifest["rows"].items():
             real = pq.read_metadata(train / f"{table}.parquet").num_rows / n_train
             if table != "patients" and real >= 1 and not table.startswith("d_") and table != "provider":
-                assert 0.6 <= (rows / manifest["n_patients"]) / real <= 1.6, (table, rows, real)
+                assert 0.4 <= (rows / manifest["n_patients"]) / real <= 2.5, (table, rows, real)
     report = here / "report.html"
     ok(run("report", rid, "--store", store, "-o", str(report), cwd=here))
     assert rid in report.read_text()

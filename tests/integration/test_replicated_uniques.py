@@ -239,3 +239,32 @@ def test_the_cli_reports_the_removal_and_takes_the_opt_out(prepared: Path, tmp_p
     assert "removed as replicas" not in kept.stdout
     (row,) = [r for r in store.catalog.releases() if r["release_id"] in kept.stdout]
     assert json.loads((Path(row["path"]) / "manifest.json").read_text())["replicated_uniques"]["applied"] is False
+
+
+def test_a_removed_row_takes_the_rows_that_point_at_it_by_a_self_reference_or_secondary_key() -> None:
+    """A visit replicating a training-unique visit goes; so do the visit whose ``previous`` (a self-reference)
+    names it and the event whose ``note`` (a secondary key) names it, else the release would not validate."""
+    from tests.unit.synth.test_links import SCHEMA as LINKED
+
+    def frames(people, visits, events) -> dict[str, pd.DataFrame]:
+        v = pd.DataFrame(visits, columns=["pid", "vid", "day", "previous"]).assign(day=lambda f: pd.to_datetime(f["day"]), payer=None)
+        e = pd.DataFrame(events, columns=["pid", "day", "vid", "note"]).assign(day=lambda f: pd.to_datetime(f["day"]), staff=None)
+        return {"people": pd.DataFrame(people, columns=["pid", "sex"]), "visits": v, "events": e,
+                "payers": pd.DataFrame({"id": ["x"], "name": ["payer x"]})}
+
+    train, report = frames_to_dataset(LINKED, frames(
+        [("p0", "M"), ("p1", "M"), ("p2", "F"), ("p3", "F")],
+        [("p0", "v0", "2024-01-05", None), ("p1", "v1", "2024-02-01", None), ("p2", "v2", "2024-02-01", None),
+         ("p3", "v3", "2024-03-01", None), ("p3", "v4", "2024-03-01", "v3")],
+        [("p1", "2024-02-01", "v1", None), ("p2", "2024-02-01", "v2", None)]), namespace="train")
+    assert report.ok, report.render()
+    synthetic, report = frames_to_dataset(LINKED, frames(
+        [("s0", "M"), ("s1", "F")],
+        [("s0", "w0", "2024-01-05", None), ("s0", "w1", "2024-02-01", "w0"), ("s1", "w2", "2024-03-01", None)],
+        [("s1", "2024-02-01", "w2", "w0"), ("s1", "2024-02-01", "w2", None)]), namespace="syn")
+    assert report.ok, report.render()
+    kept, result = remove_replicated_uniques(train, synthetic)  # validated on the way: no reference left dangling
+    assert result.matched_rows == {"people": 0, "visits": 1, "events": 0}
+    assert sorted(kept.to_arrow("visits")["vid"].to_pylist()) == ["w2"]
+    assert kept.to_arrow("events")["note"].to_pylist() == [None]
+    assert result.removed_rows == {"people": 0, "visits": 2, "events": 1} and result.removed_patients == 0
