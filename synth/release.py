@@ -170,9 +170,8 @@ class Store:
         ``quarantine/`` and reported, never deleted. Call it holding ``write_lock``.
         """
         self.check_catalog()
-        done = Reconciled()
+        done = Reconciled(removed=self._remove_dead_staging())
         if not self.releases_dir.is_dir():
-            done.removed.extend(self._remove_dead_staging())
             return done
         with self.catalog.connect(read_only=True, wait=_catalog_wait()) if self.catalog.path.exists() else _nothing() as con:
             known = {r[0] for r in con.execute("SELECT release_id FROM releases").fetchall()} if con is not None else set()
@@ -195,7 +194,6 @@ class Store:
                     self.notify(f"releases/{child.name} had no catalog row and was not left by synthmed: moved to {target}")
         for name in pending:
             (self.pending_dir / name).unlink(missing_ok=True)
-        done.removed.extend(self._remove_dead_staging())
         return done
 
     def _remove_dead_staging(self) -> list[str]:

@@ -7,10 +7,10 @@ files this way before it takes the store's write lock (``synth.release.Store.sta
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
