@@ -14,8 +14,11 @@ patients as train holds):
   tables (conditions, medications, procedures, immunizations), each event carrying its encounter; the
   keys to the reference tables (providers, payers, organizations) are left out.
 
-Generators: ours by registry name (``cart``, ``gaussian_copula``, ...) through ``fit`` / ``sample``, and
-``peer``: ``mostlyai-engine`` TabularARGN in its own environment (``.venv-mostly``), a flat model for
+Generators: ours by registry name (``cart``, ``gaussian_copula``, ...), fitted and sampled as ``synthmed
+release`` does it: ``fit``, ``sample_batches``, and the replicated-uniques guard (``synth.uniques.UniquesGuard``)
+on every batch unless ``synth.pipeline.guard_skip_reason`` says it never runs for the generator (DP generators,
+calibration baselines), so the cohort judged is the one a user releases; the guard's counts go to the JSON
+(``run.replicated_uniques``). And ``peer``, judged as its users run it (no guard: the engine has none): ``mostlyai-engine`` TabularARGN in its own environment (``.venv-mostly``), a flat model for
 patients and a two-table sequential model per event table with patients as context, the training time
 cap (``--peer-minutes``, the issue's 6 min) split over the models. The peer's output gets ids in our
 format and, on Synthea, each event's encounter key filled by date (the patient's latest encounter on
@@ -25,7 +28,10 @@ Judges: ``synthmed evaluate`` in folder mode (every metric; the shadow-model att
 generator, since the peer cannot be refitted by our attack) and mostlyai-qa's overall accuracy (mean
 over the event tables, patients as context). Times are whole processes (interpreter start, imports,
 reading the train folder, fit, sample, writing), wall seconds; the machine's load average is printed.
-Writes ``benchmarks/results/cohorts.json``, ``cohorts.md`` (the table) and ``cohorts.svg`` (the plot).
+Writes ``benchmarks/results/cohorts.json``, ``cohorts.md`` (the table) and ``cohorts.svg`` (the plot);
+``--merge`` keeps the rows of the existing JSON that this run does not redo (same dataset and label), e.g. the
+peer's when it runs with ``--no-peer``; every row says when it was made (``made_at``, UTC; absent on rows
+from before it was recorded).
 """
 from __future__ import annotations
 
@@ -155,21 +161,30 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from data_schemas.io import load_schema_file
     from synth.generators import get_generator
     from synth.load import load_dataset
+    from synth.pipeline import guard_skip_reason
+    from synth.spool import write_cohort
+    from synth.uniques import UniquesGuard, not_applied
 
     folder = Path(spec["folder"])
     schema = load_schema_file(folder / "schema.yaml")
     train = load_dataset(schema, folder / "train", namespace="train")
     n = json.loads((folder / "info.json").read_text())["n_train"]
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     generator = get_generator(spec["generator"], **spec.get("params", {}))
     t = time.perf_counter()
-    generator.fit(train, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    generator.fit(train, progress=say)
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
-    synthetic = generator.sample(n, seed=0)
+    # as synth.pipeline.release: the guard on every sampled batch unless it never runs for this generator
+    skip = guard_skip_reason(generator)
+    guard = None if skip else UniquesGuard(train, progress=say)
+    batches = generator.sample_batches(n, seed=0, progress=say)
+    written = write_cohort(schema, batches if guard is None else map(guard.apply, batches), Path(spec["out"]), progress=say)
+    uniques = not_applied(skip) if guard is None else guard.finish()
     sample_s = time.perf_counter() - t
-    synthetic.write(Path(spec["out"]))
     report = generator.last_sample_report_.to_dict() if generator.last_sample_report_ else {}
-    return {"fit_s": fit_s, "sample_s": sample_s, "rows": synthetic.row_counts(), "sample_report": report}
+    return {"fit_s": fit_s, "sample_s": sample_s, "rows": written.rows, "sample_report": report,
+            "replicated_uniques": uniques.to_dict()}
 
 
 def run_ours(folder: Path, name: str, params: dict[str, Any], out: Path, timeout: float) -> dict[str, Any]:
@@ -370,6 +385,13 @@ def svg(records: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old``'s rows in their order, each replaced by the ``new`` row of the same dataset and label; new ones appended."""
+    fresh = {(r["dataset"], r["label"]): r for r in new}
+    out = [fresh.pop((r["dataset"], r["label"]), r) for r in old]
+    return out + list(fresh.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -380,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/synthmed-bench-cohorts", help="where data and samples are written")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--out", default=str(RESULTS / "cohorts"), help="results prefix (.json, .md, .svg)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of the existing <out>.json that this run does not redo (same dataset and label)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -408,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"MOSTLY AI engine ({args.peer_minutes:g} min cap)"
             else:
                 run = run_ours(work / ds, name, params, out, args.timeout)
-            rec: dict[str, Any] = {"dataset": ds, "label": label, "run": run}
+            made = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            rec: dict[str, Any] = {"dataset": ds, "label": label, "made_at": made, "run": run}
             if "error" not in run:
                 print(f"[{ds}] {label}: {run['wall_s']:.0f} s; judging ...", flush=True)
                 rec["synthmed"] = judge_synthmed(work / ds, out, ds)
@@ -418,10 +443,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{ds}] {label}: {run['error']}", flush=True)
             records.append(rec)
             print(table([rec]).splitlines()[-1], flush=True)
+    prefix = Path(args.out)
+    if args.merge and Path(f"{prefix}.json").is_file():
+        records = merged(json.loads(Path(f"{prefix}.json").read_text()), records)
     md = table(records)
     print("\n" + md)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
-    prefix = Path(args.out)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{prefix}.json").write_text(json.dumps(records, indent=2, default=str))
     Path(f"{prefix}.md").write_text(md + "\n")
