@@ -12,6 +12,7 @@ import gzip
 import os
 import stat
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -342,9 +343,11 @@ def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path,
             staged = [s for i, f in enumerate(files) if (s := _stage_spark(con, namespace, table, f, i, report, data_dir))]
             _type_table(con, namespace, table, staged, report)
             continue
-        arrow = _typed_parquet(table, files, data_dir) if all(f.name.endswith(".parquet") for f in files) else None
+        parquet = all(f.name.endswith(".parquet") for f in files)
+        arrow = _typed_parquet(table, files, data_dir) if parquet and _fits_in_memory(table, files, report) else None
         if arrow is not None:  # typed Parquet: read once, dictionary-encoded, no staging copy and no cast
             _register_typed(con, namespace, table, arrow)
+            _hold(arrow)
             arrow_out[table.name] = arrow
             continue
         staged = [s for i, f in enumerate(files) if (s := _stage_file(con, namespace, table, f, i, report, data_dir))]
@@ -352,6 +355,69 @@ def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path,
 
 
 DICTIONARY_TYPES = ("categorical", "code", "text")
+ARROW_SHARE = 4
+"""Typed Parquet is held as Arrow tables (outside DuckDB's budget, never spilled) only while all the Arrow tables
+this process holds stay within 1/ARROW_SHARE of ``SYNTHMED_MEMORY_LIMIT``; larger tables are staged in DuckDB,
+which spills past its budget: slower (about 1.5-2x for validation) but bounded."""
+_arrow_held = [0]  # bytes of the Arrow tables read by this process and still alive
+
+
+def _hold(arrow: pa.Table) -> None:
+    """Count an Arrow table against the in-memory share until it is freed."""
+    _arrow_held[0] += arrow.nbytes
+    weakref.finalize(arrow, _release, arrow.nbytes)
+
+
+def _release(nbytes: int) -> None:
+    _arrow_held[0] -= nbytes
+
+
+def arrow_bytes_estimate(table: Table, files: list[Path]) -> int:
+    """About how many bytes ``_typed_parquet`` would hold for these files, from their Parquet footers only.
+
+    Per row: 4 bytes for a column read as a dictionary, the value's width for numbers and dates, 4 plus the
+    mean length of the column's min and max statistics for other text; plus the ``__file`` and ``__row`` columns.
+    """
+    total = 0
+    for path in files:
+        meta = pq.ParquetFile(str(path)).metadata
+        arrow_schema = meta.schema.to_arrow_schema()
+        width = 12  # __file (dictionary index) and __row
+        for i, name in enumerate(arrow_schema.names):
+            col = table.columns.get(name)
+            typ = arrow_schema.field(i).type
+            if col is not None and col.type in DICTIONARY_TYPES:
+                width += 4
+            elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ):
+                lengths = [len(v) for g in range(meta.num_row_groups)
+                           if (st := meta.row_group(g).column(i).statistics) is not None and st.has_min_max
+                           for v in (st.min, st.max) if isinstance(v, (str, bytes))]
+                width += 4 + (sum(lengths) // len(lengths) if lengths else 32)
+            elif pa.types.is_boolean(typ):
+                width += 1
+            elif pa.types.is_date32(typ):
+                width += 4
+            else:
+                width += 8
+        total += meta.num_rows * width
+    return total
+
+
+def _fits_in_memory(table: Table, files: list[Path], report: ValidationReport) -> bool:
+    """Whether a table's typed Parquet may be held in memory as Arrow (see ``ARROW_SHARE``); notes it when not."""
+    try:
+        need = arrow_bytes_estimate(table, files)
+    except (OSError, pa.ArrowException, ValueError):
+        return True  # unreadable footer: _typed_parquet declines it and the staged path reports the problem
+    share = spill.memory_limit_bytes() // ARROW_SHARE
+    if _arrow_held[0] + need <= share:
+        return True
+    report.notes.append(
+        f"table {table.name} (about {need / 2**20:,.0f} MiB in memory) is staged in DuckDB, which spills to disk "
+        f"past its budget: it does not fit in 1/{ARROW_SHARE} of the memory budget ({spill.MEMORY_ENV}, now "
+        f"{spill.memory_limit()}) beside the {_arrow_held[0] / 2**20:,.0f} MiB already held"
+    )
+    return False
 
 
 def _arrow_target(col: Column, typ: pa.DataType) -> pa.DataType | None:

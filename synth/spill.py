@@ -1,6 +1,6 @@
 """Where DuckDB's memory ends and where it spills past that: a budget and a private folder per process.
 
-Validation and preparation hold the typed tables in DuckDB (about 1-1.6 GiB per million claims); without a
+Validation and preparation hold the data being checked (about 1-1.6 GiB per million claims); without a
 folder to spill to, an in-memory database fails or the OS kills the process when the data outgrows memory.
 Every connection synthmed opens gets ``memory_limit`` (``SYNTHMED_MEMORY_LIMIT``, default half the machine's
 memory: the rest is for Python, pandas and the models) and a ``temp_directory`` of its own inside one folder
@@ -34,6 +34,16 @@ def memory_limit() -> str:
         return raw
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return f"{max(total // 2 // 2**20, 256)}MB"
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def memory_limit_bytes() -> int:
+    """``memory_limit()`` in bytes (the same units DuckDB reads: KB = 1000 bytes, KiB = 1024)."""
+    text = memory_limit().strip().lower()
+    number = text.rstrip("kmgtib ")
+    return int(float(number) * _UNITS[text[len(number):].strip()])
 
 
 def temp_directory() -> str:

@@ -181,3 +181,44 @@ def test_text_needing_trim_takes_the_staged_path(tmp_path: Path) -> None:
     counts = dataset.con.execute(f"SELECT count(*) FILTER (WHERE kind = ''), count(*) FILTER (WHERE kind = ' in ') "
                                  f"FROM {dataset.sql_name('claims')}").fetchall()
     assert counts == [(0, 0)]
+
+
+def test_arrow_estimate_is_close_to_what_is_held(folders: tuple[Path, Path]) -> None:
+    """The footer-only estimate that decides between the paths is within 25% of the Arrow table's real size."""
+    real, _ = folders
+    table = SCHEMA.tables["claims"]
+    files = load.match_files(table, real)
+    held = load._typed_parquet(table, files, real)
+    assert held is not None
+    assert 0.75 * held.nbytes <= load.arrow_bytes_estimate(table, files) <= 1.25 * held.nbytes
+
+
+def test_tables_past_the_memory_share_are_staged_in_duckdb(folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrow tables live outside DuckDB's budget and never spill, so only a share of it is read that way: a table
+    that would pass the share is staged in DuckDB instead (said in the report), with the same report and rows;
+    the share counts every Arrow table still alive in the process and frees a table's bytes when it goes."""
+    import gc
+
+    real, _ = folders
+    table = SCHEMA.tables["claims"]
+    need = load.arrow_bytes_estimate(table, load.match_files(table, real))
+    monkeypatch.setenv("SYNTHMED_MEMORY_LIMIT", "1GB")
+    monkeypatch.setattr(load, "ARROW_SHARE", 10**9 // (need * 3 // 2))  # room for one copy of the table, not two
+    gc.collect()
+    assert load._arrow_held[0] == 0
+    first_ds, first = load.read_dataset(SCHEMA, real)
+    assert "claims" in first_ds.arrow and load._arrow_held[0] == first_ds.arrow["claims"].nbytes
+    second_ds, second = load.read_dataset(SCHEMA, real)
+    assert not second_ds.arrow  # the staged path: DuckDB holds it, under its budget
+    assert [n for n in second.notes if "staged in DuckDB" in n and "claims" in n and "already held" in n]
+    assert not [n for n in first.notes if "staged in DuckDB" in n]
+    assert {**first.to_dict(), "notes": []} == {**second.to_dict(), "notes": []}
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in [*table.columns, "__file", "__row"])
+    q = f'SELECT {cols} FROM "data"."__typed_claims" ORDER BY __row'
+    assert first_ds.con.execute(q).fetchall() == second_ds.con.execute(q).fetchall()
+    first_ds.con.close()
+    del first_ds
+    gc.collect()
+    assert load._arrow_held[0] == 0  # the first copy is gone: a third read fits again
+    third_ds, _ = load.read_dataset(SCHEMA, real)
+    assert "claims" in third_ds.arrow

@@ -71,3 +71,12 @@ def test_the_cli_names_a_bad_budget(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "synthmed", "validate", str(tmp_path), "--schema", "kr_claims"],
                           env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode != 0 and "SYNTHMED_MEMORY_LIMIT" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value,expected", [("8GB", 8 * 10**9), ("500 MB", 500 * 10**6), ("1.5GiB", 3 * 2**29), ("300kib", 300 * 2**10)])
+def test_the_budget_in_bytes_reads_units_as_duckdb_does(value: str, expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHMED_MEMORY_LIMIT", value)
+    assert spill.memory_limit_bytes() == expected
+    monkeypatch.delenv("SYNTHMED_MEMORY_LIMIT")
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0.45 * total <= spill.memory_limit_bytes() <= 0.55 * total  # default: half the machine
