@@ -26,7 +26,7 @@ import pandas as pd
 from data_schemas.model import Column, Schema
 from data_schemas.rules import quote, violations_sql, with_patient_key_sql
 from evaluate.errors import EvaluationError
-from synth.load import Dataset, frames_to_dataset
+from synth.load import Dataset, connect, frames_to_dataset
 
 CANARY = "__canary"
 MARKER_ROUNDS = 5
@@ -276,12 +276,9 @@ def _apply(frames: dict[str, pd.DataFrame], markers: pd.DataFrame) -> None:
 
 
 def _breaking(schema: Schema, frames: dict[str, pd.DataFrame]) -> set[int]:
-    """Canaries with a row that breaks a rule of the schema."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
+    """Canaries with a row that breaks a rule of the schema (the schema's SQL runs on a locked-down connection)."""
+    con = connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         relations = {}
         for name, frame in frames.items():
             con.register(f"__c_{name}", frame)

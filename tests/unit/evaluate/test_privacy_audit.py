@@ -106,3 +106,25 @@ def test_canaries_on_desynpuf_icd9_codes(synpuf_dir) -> None:
     for (table, column), part in canaries.markers.groupby(["table", "column"]):
         held = {r[0] for r in train.con.execute(f'SELECT DISTINCT "{column}" FROM {train.sql_name(table)}').fetchall()}
         assert part["value"].is_unique and not held & set(part["value"]) and "OTHER" not in set(part["value"]), (table, column)
+
+
+def test_the_schema_rules_checked_on_canaries_run_on_a_locked_down_connection(kr_train, monkeypatch) -> None:
+    """Canaries are checked against the schema's rules, i.e. SQL from a schema file: like validation, on a
+    connection that touches no file and whose settings are locked."""
+    import duckdb
+
+    import evaluate.privacy.canaries as canaries_module
+
+    seen = []
+
+    def recording_connect(*args, **kwargs):
+        con = canaries_module.__dict__["_real_connect"](*args, **kwargs)
+        with pytest.raises(duckdb.Error):
+            con.execute("SET enable_external_access = true")
+        seen.append(con.execute("SELECT current_setting('enable_external_access'), current_setting('lock_configuration')").fetchall()[0])
+        return con
+
+    monkeypatch.setitem(canaries_module.__dict__, "_real_connect", canaries_module.connect)
+    monkeypatch.setattr(canaries_module, "connect", recording_connect)
+    assert make_canaries(kr_train, 10, np.random.default_rng(2)).n >= 8
+    assert seen and set(seen) == {(False, True)}
