@@ -8,6 +8,15 @@ synthetic data in R", J. Stat. Softw. 74(11), 2016, section 3.5). Here a replica
 patient's whole subtree with it (every row of every table that belongs to the patient); a replicated
 child row takes its own descendants, so referential integrity holds.
 
+Near replicas of a person: a row of the patient table equal on all of its attribute columns but one to a
+training row that no other training row shares on those columns goes too (with its patient). It reproduces
+one person's combination of every attribute but one, which singles that person out as surely (on
+DE-SynPUF, ``cart`` copied beneficiaries whole but for the birth date: 101 of the 134 near-copies that
+``privacy.dcr.near_copy_share`` found differed from their training patient in that one column). Only the
+patient table, where a person's quasi-identifiers are, and only when it has three attribute columns or
+more (a one-column projection is a marginal value: ``min_patients`` is the tool for rare values); event
+rows with few columns match unique rows by chance too often for the rule to mean anything there.
+
 The comparison runs as SQL on the connection that already holds the training data (the synthetic tables
 are registered beside it), so training rows, their hashes or their counts never leave the engine: only the
 number of removed rows per table is reported (``ReplicatedUniques``, written to the release manifest).
@@ -41,14 +50,17 @@ is copying training records and the release is a poor one (a larger min_patients
 class ReplicatedUniques:
     """What the guard did to one release: aggregates only (no row, key or hash of training data).
 
-    ``matched_rows``: synthetic rows per table equal to a unique training row; ``removed_rows``: rows
-    removed per table, those and everything below them; ``removed_patients`` of ``patients_before``.
-    Every patient table is listed, at zero when nothing matched, so the shape says nothing about the data.
+    ``matched_rows``: synthetic rows per table equal to a unique training row; ``near_matched_rows``: rows
+    of the patient table matched only as near replicas (all attribute columns but one; module docstring);
+    ``removed_rows``: rows removed per table, those and everything below them; ``removed_patients`` of
+    ``patients_before``. Every patient table is listed, at zero when nothing matched, so the shape says
+    nothing about the data.
     """
 
     applied: bool
     reason: str = ""
     matched_rows: dict[str, int] = field(default_factory=dict)
+    near_matched_rows: dict[str, int] = field(default_factory=dict)
     removed_rows: dict[str, int] = field(default_factory=dict)
     removed_patients: int = 0
     patients_before: int = 0
@@ -65,8 +77,10 @@ class ReplicatedUniques:
             return out
         return {
             **out,
-            "method": "rows equal on every attribute column to a training row unique on them (synthpop rm.replicated.uniques)",
+            "method": "rows equal on every attribute column to a training row unique on them (synthpop rm.replicated.uniques); "
+                      "patient rows equal on all attribute columns but one to a training row unique on those",
             "matched_rows": self.matched_rows,
+            "near_matched_rows": self.near_matched_rows,
             "removed_rows": self.removed_rows,
             "removed_patients": self.removed_patients,
             "patients_before": self.patients_before,
@@ -91,11 +105,29 @@ def attribute_columns(schema: Schema, table: str) -> list[str]:
     return [c.name for c in schema.tables[table].columns.values() if c.type != "id" and c.privacy != "direct_identifier"]
 
 
+MIN_NEAR_COLUMNS = 3
+"""The near-replica rule needs this many attribute columns in the patient table (a projection of two or more)."""
+
+
 def replicated_unique_rows(train: Dataset, synthetic: Dataset, table: str) -> np.ndarray:
     """Row positions of ``synthetic``'s ``table`` equal (nulls equal to nulls) on every attribute column to a
     training row that is unique in training on those columns. Runs on ``train``'s connection."""
-    schema = train.schema
-    cols = attribute_columns(schema, table)
+    cols = attribute_columns(train.schema, table)
+    return _unique_matches(train, synthetic, table, cols, [cols])
+
+
+def near_replica_rows(train: Dataset, synthetic: Dataset, table: str) -> np.ndarray:
+    """Row positions of ``synthetic``'s ``table`` equal on all its attribute columns but one (any one) to a training
+    row unique in training on those columns; none when the table has fewer than ``MIN_NEAR_COLUMNS``."""
+    cols = attribute_columns(train.schema, table)
+    if len(cols) < MIN_NEAR_COLUMNS:
+        return np.array([], dtype=np.int64)
+    return _unique_matches(train, synthetic, table, cols, [[c for c in cols if c != out] for out in cols])
+
+
+def _unique_matches(train: Dataset, synthetic: Dataset, table: str, cols: list[str], projections: list[list[str]]) -> np.ndarray:
+    """Row positions of ``synthetic``'s ``table`` equal (nulls equal to nulls), on the columns of any one of
+    ``projections``, to a training row unique in training on those columns (sorted, each once)."""
     if not cols:
         return np.array([], dtype=np.int64)
     frame = synthetic.con.sql(f"SELECT {', '.join(quote(c) for c in cols)} FROM {synthetic.sql_name(table)}").to_arrow_table()
@@ -103,19 +135,20 @@ def replicated_unique_rows(train: Dataset, synthetic: Dataset, table: str) -> np
         return np.array([], dtype=np.int64)
     frame = frame.append_column("__row", pa.array(np.arange(frame.num_rows, dtype=np.int64)))
     view = f"__synthetic_uniques_{table}"
-    listed = ", ".join(quote(c) for c in cols)
-    on = " AND ".join(f"s.{quote(c)} IS NOT DISTINCT FROM u.{quote(c)}" for c in cols)
     con = train.con
     con.register(view, frame)
+    found = []
     try:
-        rows = con.execute(
-            f"SELECT s.__row FROM {quote(view)} s JOIN "
-            f"(SELECT {listed} FROM {train.sql_name(table)} GROUP BY {listed} HAVING count(*) = 1) u ON {on} "
-            "ORDER BY s.__row"
-        ).fetchnumpy()["__row"]
+        for proj in projections:
+            listed = ", ".join(quote(c) for c in proj)
+            on = " AND ".join(f"s.{quote(c)} IS NOT DISTINCT FROM u.{quote(c)}" for c in proj)
+            found.append(con.execute(
+                f"SELECT s.__row FROM {quote(view)} s JOIN "
+                f"(SELECT {listed} FROM {train.sql_name(table)} GROUP BY {listed} HAVING count(*) = 1) u ON {on}"
+            ).fetchnumpy()["__row"])
     finally:
         con.unregister(view)
-    return np.asarray(rows, dtype=np.int64)
+    return np.unique(np.concatenate(found).astype(np.int64)) if found else np.array([], dtype=np.int64)
 
 
 def remove_replicated_uniques(
@@ -144,6 +177,7 @@ class UniquesGuard:
         self.say = progress or (lambda _m: None)
         self.tables = patient_tables(train.schema)
         self.matched = dict.fromkeys(self.tables, 0)
+        self.near = {train.schema.patient.table: 0}
         self.before = dict.fromkeys(train.schema.tables, 0)
         self.after = dict.fromkeys(train.schema.tables, 0)
         self.patients_before = 0
@@ -154,7 +188,11 @@ class UniquesGuard:
         schema = synthetic.schema
         if self.train.schema.fingerprint != schema.fingerprint:
             raise ValueError("the training data and the synthetic cohort have different schemas")
-        matched = {t: replicated_unique_rows(self.train, synthetic, t) for t in self.tables}
+        exact = {t: replicated_unique_rows(self.train, synthetic, t) for t in self.tables}
+        root = schema.patient.table
+        near = np.setdiff1d(near_replica_rows(self.train, synthetic, root), exact[root])
+        self.near[root] += int(near.size)
+        matched = {**exact, root: np.union1d(exact[root], near)}
         before = synthetic.row_counts()
         patients = _n_patients(schema, synthetic.to_arrow(schema.patient.table))
         dataset, after, patients_after = synthetic, before, patients
@@ -169,7 +207,7 @@ class UniquesGuard:
             )
             if not report.ok:
                 raise DataValidationError(report)
-        for t, rows in matched.items():
+        for t, rows in exact.items():
             self.matched[t] += int(len(rows))
         for t in schema.tables:
             self.before[t] += before[t]
@@ -184,12 +222,13 @@ class UniquesGuard:
         result = ReplicatedUniques(
             applied=True,
             matched_rows=dict(self.matched),
+            near_matched_rows=dict(self.near),
             removed_rows=removed,
             removed_patients=self.patients_before - self.patients_after,
             patients_before=self.patients_before,
             warnings=tuple(_warnings(self.tables, self.before, self.after, self.patients_before, self.patients_after, self.max_patient_share)),
         )
-        if any(self.matched.values()):
+        if any(self.matched.values()) or any(self.near.values()):
             self.say(
                 f"removed {result.removed_patients:,} of {self.patients_before:,} synthetic patients and "
                 + ", ".join(f"{n:,} {t} row(s)" for t, n in removed.items())

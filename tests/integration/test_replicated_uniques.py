@@ -141,7 +141,9 @@ def test_a_leaky_release_keeps_no_row_unique_in_training(prepared: Path, tmp_pat
     assert info.manifest["n_patients"] == guard["patients_before"] - guard["removed_patients"] == before["people"]["shared"]
     assert info.manifest["rows"]["people"] == before["people"]["shared"]
     assert any("replicated a patient unique in training" in w for w in guard["warnings"])  # most of a copy's cohort
-    assert set(guard) == {"applied", "method", "matched_rows", "removed_rows", "removed_patients", "patients_before", "warnings"}
+    assert set(guard) == {"applied", "method", "matched_rows", "near_matched_rows", "removed_rows", "removed_patients",
+                          "patients_before", "warnings"}
+    assert guard["near_matched_rows"] == {"people": 0}  # every near replica here is an exact one, counted there
     assert verify_release(store, info.release_id).ok
     # counts only: per table, of the schema's patient tables, whatever the data
     assert all(set(guard[k]) == set(ATTRS) and all(type(n) is int for n in guard[k].values()) for k in ("matched_rows", "removed_rows"))
@@ -194,7 +196,8 @@ def test_a_replicated_child_row_takes_its_descendants_only() -> None:
     train_frames = _population(n_unique=6, n_twins=2)
     train, report = frames_to_dataset(SCHEMA, train_frames, namespace="train")
     assert report.ok, report.render()
-    people = pd.DataFrame({"pid": ["s0", "s1"], "sex": ["F", "F"], "birth_year": [1800.0, 1801.0], "region": [None, None]})
+    # (F, r0) is the twins' (two training patients): no synthetic person is a near replica of a unique one
+    people = pd.DataFrame({"pid": ["s0", "s1"], "sex": ["F", "F"], "birth_year": [1800.0, 1801.0], "region": ["r0", "r0"]})
     unique_visit = train_frames["visits"].iloc[0]  # p0's only visit (cost drawn, unique)
     visits = pd.DataFrame({"vid": ["w0", "w1", "w2"], "pid": ["s0", "s0", "s1"], "ward": [unique_visit.ward, "med", "med"],
                            "cost": [unique_visit.cost, 1.0, 2.0]})
@@ -210,7 +213,7 @@ def test_a_replicated_child_row_takes_its_descendants_only() -> None:
     # a root row with a null region equal to p0's (unique, region null) takes the whole patient
     p0 = train_frames["people"].iloc[0]
     assert p0.region is None
-    twin = people.assign(sex=[p0.sex, "F"], birth_year=[p0.birth_year, 1801.0])
+    twin = people.assign(sex=[p0.sex, "F"], birth_year=[p0.birth_year, 1801.0], region=[None, "r0"])
     synthetic, _ = frames_to_dataset(SCHEMA, {"people": twin, "visits": visits, "items": items}, namespace="syn2")
     out, result = remove_replicated_uniques(train, synthetic, max_patient_share=0.2)
     assert result.removed_patients == 1 and out.row_counts() == {"people": 1, "visits": 1, "items": 0}
@@ -268,3 +271,24 @@ def test_a_removed_row_takes_the_rows_that_point_at_it_by_a_self_reference_or_se
     assert sorted(kept.to_arrow("visits")["vid"].to_pylist()) == ["w2"]
     assert kept.to_arrow("events")["note"].to_pylist() == [None]
     assert result.removed_rows == {"people": 0, "visits": 2, "events": 1} and result.removed_patients == 0
+
+
+def test_a_near_replica_of_a_unique_person_goes_with_its_patient() -> None:
+    """A synthetic person equal to a training-unique person on all attribute columns but one (the region changed)
+    goes with every row of the patient; one equal to the twins (two training patients) on all but one stays; so does
+    one that matches a unique person on one column only. The old guard (exact rows only) kept the near replica."""
+    train_frames = _population(n_unique=6, n_twins=2)
+    train, report = frames_to_dataset(SCHEMA, train_frames, namespace="train")
+    assert report.ok, report.render()
+    p1, twin = train_frames["people"].iloc[1], train_frames["people"].iloc[6]  # p1: M, 1961, r1 (unique); p6: a twin
+    people = pd.DataFrame({"pid": ["s0", "s1", "s2"], "sex": [p1.sex, twin.sex, "F"],
+                           "birth_year": [p1.birth_year, twin.birth_year + 3, p1.birth_year], "region": ["r3", twin.region, "r0"]})
+    visits = pd.DataFrame({"vid": ["w0", "w1", "w2"], "pid": ["s0", "s1", "s2"], "ward": ["med"] * 3, "cost": [1.0, 2.0, 3.0]})
+    items = pd.DataFrame({"vid": ["w0", "w1", "w2"], "drug": ["q"] * 3, "dose": [0.5, 0.5, 0.5]})
+    synthetic, report = frames_to_dataset(SCHEMA, {"people": people, "visits": visits, "items": items}, namespace="syn")
+    assert report.ok, report.render()
+    out, result = remove_replicated_uniques(train, synthetic, max_patient_share=0.5)
+    assert result.matched_rows == {"people": 0, "visits": 0, "items": 0} and result.near_matched_rows == {"people": 1}
+    assert result.removed_patients == 1 and result.removed_rows == {"people": 1, "visits": 1, "items": 1}
+    assert sorted(out.to_arrow("people")["pid"].to_pylist()) == ["s1", "s2"]
+    assert result.to_dict()["near_matched_rows"] == {"people": 1}
