@@ -385,6 +385,17 @@ def svg(records: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def generator_specs(text: str) -> list[str]:
+    """``name[:json]`` specs split on the commas outside the JSON (``cart,cart:{"min_patients":5,"rare_values":"resample"}``)."""
+    specs, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            specs.append(text[start:i].strip())
+            start = i + 1
+    return [s for s in specs if s]
+
+
 def merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``old``'s rows in their order, each replaced by the ``new`` row of the same dataset and label; new ones appended."""
     fresh = {(r["dataset"], r["label"]): r for r in new}
@@ -395,7 +406,8 @@ def merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--generators", default="cart,gaussian_copula", help="our registered generators (comma-separated)")
+    parser.add_argument("--generators", default="cart,gaussian_copula",
+                        help='our registered generators, comma-separated, each with optional JSON parameters: cart:{"min_patients":5}')
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--peer-minutes", type=float, default=6.0, help="the peer's total training time cap (minutes)")
     parser.add_argument("--no-qa", action="store_true", help="leave the mostlyai-qa judge out")
@@ -419,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         info = prepare(ds, work)
         print(f"[{ds}] {info['n_train']:,} training patients, {info['n_holdout']:,} holdout; rows {info['train_rows']}", flush=True)
         cases: list[tuple[str, str, dict[str, Any]]] = []
-        for spec in [g.strip() for g in args.generators.split(",") if g.strip()]:
+        for spec in generator_specs(args.generators):
             name, _, raw = spec.partition(":")
             cases.append((spec, name, json.loads(raw) if raw else {}))
         if not args.no_peer:
