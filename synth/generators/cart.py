@@ -23,6 +23,16 @@ Rows that break a schema rule are redrawn from their leaves (up to ``repair_roun
 base class's enforcement drops what is left. Secondary keys to reference tables are filled by
 ``synth.generators.links``.
 
+Rare values (``min_patients=k``, ``synth.generators.rare``), two ways, chosen by ``rare_values``:
+``"generalise"`` (the default) emits a value held by fewer than ``k`` training patients as its
+generalisation (a code's parent group, else a missing value or the column's most frequent value): right
+where a vocabulary has a hierarchy (ICD-10, KCD, ATC). ``"resample"`` never draws it: a categorical or
+code cell whose donor is rare takes another donor of the same leaf among the values ``k`` or more training
+patients hold (the model's own conditional distribution, rare values left out), or of the column's
+marginal when its leaf has none; for vocabularies without a hierarchy (Synthea's SNOMED and RxNorm codes),
+where generalising leaves a placeholder (a missing or most frequent value) that a detector finds. A column
+with no common value at all, or a value derived from another column, still goes through the generalisation.
+
 References: Reiter (2005) "Using CART to generate partially synthetic public use microdata"; Nowok,
 Raab & Dibben (2016) "synthpop: Bespoke creation of synthetic data in R".
 """
@@ -52,6 +62,7 @@ LEAF = "__leaf"  # prefix of a sampled child count's leaf (kept until the counts
 COUNT_TOLERANCE = 0.02  # a child table's synthetic rows per patient are brought within 2% of training's
 END_FEATURES = ("__until_end", "__pace")  # predictors of a sequence's gaps only (see _until_end)
 TOTAL = "__n_*"  # prefix of a root column counting a deeper table's rows per patient (``__n_*conditions``)
+RARE_VALUES = ("generalise", "resample")  # how min_patients keeps rare values out (module docstring)
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -164,8 +175,13 @@ class CartGenerator(Generator):
         max_rows_per_table: int | None = 200_000,
         repair_rounds: int = 6,
         min_patients: int | None = None,
+        rare_values: str = "generalise",
     ) -> None:
         super().__init__(min_patients=min_patients)
+        if rare_values not in RARE_VALUES:
+            raise GeneratorError(
+                f"The 'rare_values' parameter of cart must be one of {', '.join(map(repr, RARE_VALUES))}; got {rare_values!r} instead."
+            )
         if not isinstance(min_leaf, int) or isinstance(min_leaf, bool) or min_leaf < 1:
             raise GeneratorError(f"The 'min_leaf' parameter of cart must be an int >= 1; got {min_leaf!r} instead.")
         if max_rows_per_table is not None and (not isinstance(max_rows_per_table, int) or max_rows_per_table < 100):
@@ -177,6 +193,7 @@ class CartGenerator(Generator):
         self.min_leaf = min_leaf
         self.max_rows_per_table = max_rows_per_table
         self.repair_rounds = repair_rounds
+        self.rare_values = rare_values
         self.nodes_: dict[str, Node] = {}
         self.root_: str = ""
         self.tree_keys_: set[tuple[str, str]] = set()
@@ -188,6 +205,7 @@ class CartGenerator(Generator):
             "min_leaf": self.min_leaf,
             "max_rows_per_table": self.max_rows_per_table,
             "repair_rounds": self.repair_rounds,
+            **({"rare_values": self.rare_values} if self.min_patients is not None else {}),  # it acts with min_patients only
         }
 
     # -- structure -------------------------------------------------------------------------------
@@ -564,6 +582,7 @@ class CartGenerator(Generator):
         """
         values: dict[str, np.ndarray] = dict(feats)
         out: dict[str, np.ndarray] = {}
+        common = self._common_values(node)
         for col in node.chain:
             model = node.models[col]
             x = np.column_stack([values[f] for f in model.features]).astype(np.float32) if model.features and n else None
@@ -579,12 +598,23 @@ class CartGenerator(Generator):
                 drawn = _within(model, x, drawn, limit, rng)
             elif n and (col in node.below or col in node.above) and (keep is None or col not in keep):
                 drawn = _between(model, x, drawn, values, node.below.get(col, []), node.above.get(col, []), rng)
+            if n and col in common and (keep is None or col not in keep):
+                drawn = _common_donors(model, x, drawn, common[col], rng)
             out[col] = drawn
             values[col] = _numeric(node, col, drawn)
         for col, (source, mapping) in node.derived.items():
             src = values["__i"] + node.positional[source] if source in node.positional else out[source]
             out[col] = pd.Series(src, dtype=object).map(mapping).to_numpy(dtype=object)
         return out
+
+    def _common_values(self, node: Node) -> dict[str, set[Any]]:
+        """With ``rare_values="resample"``: per categorical or code column of ``node``, the values held by
+        ``min_patients`` or more training patients (``synth.generators.rare``); else nothing."""
+        rare = getattr(self, "rare_", None)
+        if rare is None or getattr(self, "rare_values", "generalise") != "resample" or self.schema_ is None:
+            return {}
+        table = self.schema_.patient.table if node.name == VIRTUAL else node.name
+        return {c: unit.common for unit in rare.units if unit.table == table for c in unit.columns if c in node.categorical}
 
     def _draw_children(
         self, node: Node, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray], rng: np.random.Generator
@@ -1067,6 +1097,31 @@ def _fit_window(
     cursor = _cumsum_within(np.nan_to_num(t), parent_pos) + start_at[parent_pos]
     dropped = cursor > bounds[parent_pos] + 1e-9
     return t, dropped
+
+
+def _common_donors(model: Leaves, x: np.ndarray | None, drawn: np.ndarray, common: set[Any], rng: np.random.Generator) -> np.ndarray:
+    """``drawn`` with every rare value (not in ``common``; a missing value is never rare) replaced by a donor of
+    the same leaf among the common ones, or of all the column's donors where the leaf has none; left as drawn
+    where the column has no common donor at all (the generalisation then applies)."""
+    def ok(values: np.ndarray) -> np.ndarray:
+        series = pd.Series(values, dtype=object)
+        return (series.isin(common) | series.isna()).to_numpy()
+
+    bad = np.flatnonzero(~ok(drawn))
+    if bad.size == 0:
+        return drawn
+    good = np.flatnonzero(ok(model.donors))
+    if good.size == 0:
+        return drawn
+    leaf = model.leaves(None if x is None else x[bad], bad.size)
+    before = np.searchsorted(good, model.starts[leaf])  # common donors of each row's leaf: good[before:after]
+    after = np.searchsorted(good, model.starts[leaf] + model.counts[leaf])
+    size = after - before
+    u = rng.random(bad.size)
+    pick = np.where(size > 0, before + np.floor(u * size).astype(np.int64), np.floor(u * good.size).astype(np.int64))
+    out = np.asarray(drawn, dtype=object).copy()
+    out[bad] = model.donors[good[pick]]
+    return out
 
 
 def _between(

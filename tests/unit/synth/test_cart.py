@@ -333,3 +333,31 @@ def test_child_counts_take_their_leaf_donors_in_turn() -> None:
         uses = pd.Series(drawn[:10]).value_counts().reindex(donors[:4], fill_value=0)
         assert uses.between(2, 3).all() and uses.sum() == 10, uses  # each donor twice, two of them a third time
         assert sorted(pd.Series(drawn[10:]).value_counts().tolist()) == [2, 3]
+
+
+def test_min_patients_resample_draws_common_values_only_and_leaves_no_placeholder(kr_with_rare) -> None:
+    """rare_values="resample": a rare donor is replaced by a common value of the model's own leaf, so no code of
+    fewer than k training patients appears, and neither does a generalisation (a parent group, a missing or most
+    frequent value standing in for the rare code): every emitted code is a training code held by >= k patients."""
+    train, held = kr_with_rare
+    k = 5
+    generalising = get_generator("cart", min_patients=k).fit(train)
+    generalising.sample(300, seed=7)
+    assert generalising.last_sample_report_.generalised_values > 0  # the data has rare codes to replace
+    generator = get_generator("cart", min_patients=k, rare_values="resample").fit(train)
+    assert generator.get_params()["rare_values"] == "resample"
+    cohort = generator.sample(300, seed=7)
+    assert generator.last_sample_report_.generalised_values == 0  # nothing left for the generalisation to replace
+    for table, column in (("claims", "main_dx"), ("patients", "region"), ("patients", "insurance_type"), ("claims", "care_type")):
+        real = _patients_per_code(train, table, column)
+        syn = _patients_per_code(cohort, table, column)
+        assert set(syn.index) <= set(real.index[real >= k]), (column, sorted(set(syn.index) - set(real.index[real >= k]))[:5])
+    if held:
+        assert "Q87.4" not in set(_patients_per_code(cohort, "claims", "main_dx").index)
+    # missing values come from donors as in training, not as stand-ins for rare codes
+    def null_share(ds) -> float:
+        return ds.con.execute(f"SELECT avg(CASE WHEN main_dx IS NULL THEN 1 ELSE 0 END) FROM {ds.sql_name('claims')}").fetchone()[0]
+
+    assert null_share(cohort) <= null_share(train) + 0.02
+    with pytest.raises(GeneratorError, match="The 'rare_values' parameter of cart must be one of 'generalise', 'resample'"):
+        get_generator("cart", min_patients=k, rare_values="drop")
