@@ -14,7 +14,9 @@ ordered by a date, the time since the previous event (``__t``: the gap, or the f
 the parent's first date) and the time elapsed since the parent's anchor. Gaps are non-negative donors,
 so events come out in date order within their parent; same-day clusters (a visit and its pharmacy fill)
 come from the gap being predicted from the previous event. A column that is a function of another in
-training (Synthea's DESCRIPTION of a CODE) is looked up, never drawn.
+training (Synthea's CODE of a DESCRIPTION) is looked up, never drawn, where the other column's values repeat
+(one with a different value on most rows, a small table's per-patient amount, determines every column only
+trivially: deriving from it replayed whole training rows).
 
 A table with foreign keys to several patient-side tables hangs under the deepest one whose key is never
 missing in training (Synthea's conditions under their encounter, not directly under the patient), so
@@ -30,8 +32,9 @@ where a vocabulary has a hierarchy (ICD-10, KCD, ATC). ``"resample"`` never draw
 code cell whose donor is rare takes another donor of the same leaf among the values ``k`` or more training
 patients hold (the model's own conditional distribution, rare values left out), or of the column's
 marginal when its leaf has none; for vocabularies without a hierarchy (Synthea's SNOMED and RxNorm codes),
-where generalising leaves a placeholder (a missing or most frequent value) that a detector finds. A column
-with no common value at all, or a value derived from another column, still goes through the generalisation.
+where generalising leaves a placeholder (a missing or most frequent value) that a detector finds. A derived
+column stays common through its source (a source value is drawn only where the value it gives is common); a
+column with no common value at all still goes through the generalisation.
 
 References: Reiter (2005) "Using CART to generate partially synthetic public use microdata"; Nowok,
 Raab & Dibben (2016) "synthpop: Bespoke creation of synthetic data in R".
@@ -63,6 +66,7 @@ COUNT_TOLERANCE = 0.02  # a child table's synthetic rows per patient are brought
 END_FEATURES = ("__until_end", "__pace")  # predictors of a sequence's gaps only (see _until_end)
 TOTAL = "__n_*"  # prefix of a root column counting a deeper table's rows per patient (``__n_*conditions``)
 RARE_VALUES = ("generalise", "resample")  # how min_patients keeps rare values out (module docstring)
+MIN_REPEATED = 0.5  # share of rows whose value another row shares, for a column to be a derivation source
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -614,7 +618,12 @@ class CartGenerator(Generator):
         if rare is None or getattr(self, "rare_values", "generalise") != "resample" or self.schema_ is None:
             return {}
         table = self.schema_.patient.table if node.name == VIRTUAL else node.name
-        return {c: unit.common for unit in rare.units if unit.table == table for c in unit.columns if c in node.categorical}
+        common = {c: unit.common for unit in rare.units if unit.table == table for c in unit.columns if c in node.categorical}
+        for b, (a, mapping) in node.derived.items():  # a drawn source only where the value it gives b is common too
+            if b in common and a in node.chain:
+                fine = {v for v, w in mapping.items() if w in common[b] or w is None or w != w}
+                common[a] = common[a] & fine if a in common else fine
+        return common
 
     def _draw_children(
         self, node: Node, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray], rng: np.random.Generator
@@ -1213,7 +1222,8 @@ def _functional_dependencies(
     enc: pd.DataFrame, categorical: list[str], chain: list[str], numerical: list[str]
 ) -> dict[str, tuple[str, dict[Any, Any]]]:
     """Categorical columns that are a function of another column in training (a category, or a number with
-    few values: kr_claims' dx_type of seq): derived by lookup, never drawn."""
+    few values: kr_claims' dx_type of seq): derived by lookup, never drawn. The source's values repeat on at
+    least ``MIN_REPEATED`` of the rows (the dependency is seen, not implied by a column of unique values)."""
     derived: dict[str, tuple[str, dict[Any, Any]]] = {}
     cards = {c: pd.Series(enc[c]).nunique(dropna=True) for c in categorical}
     for c in numerical:
@@ -1222,6 +1232,9 @@ def _functional_dependencies(
             if card <= 200:
                 cards[c] = card
     complete = {c for c in cards if not pd.isna(enc[c]).any()}
+    # a source whose values mostly occur once (a key, or a per-patient amount on a small table) determines every
+    # column trivially: deriving from it would replay whole training rows, so its values must repeat
+    complete = {c for c in complete if len(enc) and float(pd.Series(enc[c]).duplicated(keep=False).mean()) >= MIN_REPEATED}
     sources: set[str] = set()
     for b in categorical:
         if cards[b] < 2 or b in sources:

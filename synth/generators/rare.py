@@ -13,7 +13,9 @@ With ``min_patients=k`` a generator never emits such a value: it is replaced by 
    column's most frequent value (valid for the vocabulary by construction).
 
 Columns are those the rare-code metric reads (``code`` columns and ``sensitive`` or ``quasi_identifier``
-categorical ones) plus every other categorical column; a repeated column group (SynPUF's ten
+categorical ones) plus every other categorical column and every ``text`` column that is not a direct
+identifier (Synthea's DESCRIPTION names its CODE: a rare code's description is as rare as the code, and a
+generator that draws text from training values would emit it); a repeated column group (SynPUF's ten
 diagnosis columns) is counted as one unit, as the metric does. Patients are counted on the training
 frames (surrogate keys), once per value however many rows carry it.
 """
@@ -103,14 +105,15 @@ def _ladder(value: str) -> list[str]:
 
 
 def _units(schema: Schema) -> list[tuple[str, list[Column]]]:
-    """(table, member columns) of every categorical or code column, groups as one unit, reference tables out."""
+    """(table, member columns) of every categorical, code or text column (not a direct identifier), groups as one
+    unit, reference tables out."""
     units: list[tuple[str, list[Column]]] = []
     for table in schema.tables.values():
         if table.reference:
             continue
         groups: dict[str, list[Column]] = {}
         for col in table.columns.values():
-            if col.type not in ("categorical", "code") or col.privacy == "direct_identifier":
+            if col.type not in ("categorical", "code", "text") or col.privacy == "direct_identifier":
                 continue
             if col.group is not None:
                 groups.setdefault(col.group, []).append(col)

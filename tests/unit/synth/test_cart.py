@@ -361,3 +361,89 @@ def test_min_patients_resample_draws_common_values_only_and_leaves_no_placeholde
     assert null_share(cohort) <= null_share(train) + 0.02
     with pytest.raises(GeneratorError, match="The 'rare_values' parameter of cart must be one of 'generalise', 'resample'"):
         get_generator("cart", min_patients=k, rare_values="drop")
+
+
+# -- rare values through text and derived columns (Synthea's CODE and DESCRIPTION), and derivation sources -----
+
+CODED = """
+name: mini_coded
+patient: {table: patients, column: pid}
+tables:
+  patients:
+    primary_key: pid
+    columns:
+      pid: {type: id, privacy: direct_identifier, nullable: false}
+      sex: {type: categorical, values: [M, F], nullable: false}
+      city: {type: categorical, privacy: quasi_identifier, nullable: false}
+      expenses: {type: numerical, minimum: 0, nullable: false}
+  events:
+    order_by: at
+    columns:
+      pid: {type: id, references: patients.pid, privacy: direct_identifier, nullable: false}
+      at: {type: datetime, nullable: false}
+      code: {type: code, pattern: '^[0-9]{6,9}$', nullable: false}
+      description: {type: text, privacy: sensitive, nullable: false}
+"""
+
+
+def _coded(n: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Patients with a per-patient amount (every value once) and 1-5 events each; an event's description names its
+    code (one description per code, as Synthea's); ten codes are common, forty are held by one patient each."""
+    rng = np.random.default_rng(seed)
+    pats, evs = [], []
+    for p in range(n):
+        pats.append({"pid": f"p{p}", "sex": "MF"[int(rng.integers(0, 2))], "city": f"c{int(rng.integers(0, 40))}",
+                     "expenses": float(1000 + 37 * p + rng.integers(0, 30))})
+        t = pd.Timestamp("2015-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
+        for e in range(int(rng.integers(1, 6))):
+            code = 100000 + int(rng.integers(0, 10)) if (p >= 40 or e) else 900000 + p  # patients 0-39: one rare code each
+            t = t + pd.Timedelta(days=int(rng.integers(1, 90)))
+            evs.append({"pid": f"p{p}", "at": t, "code": str(code), "description": f"finding number {code}"})
+    return {"patients": pd.DataFrame(pats), "events": pd.DataFrame(evs)}
+
+
+@pytest.fixture(scope="module")
+def coded_train():
+    schema = parse_schema(CODED, source="<test>")
+    dataset, report = frames_to_dataset(schema, _coded(220, 5))
+    assert report.ok, report.render()
+    train, _holdout, _ = split_patients(dataset, seed=0)
+    return train
+
+
+def _pairs(ds) -> pd.DataFrame:
+    return ds.con.execute(f"SELECT pid, code, description FROM {ds.sql_name('events')}").df()
+
+
+@pytest.mark.parametrize("rare_values", ["generalise", "resample"])
+def test_min_patients_keeps_a_rare_codes_description_out_too(rare_values: str, coded_train) -> None:
+    """A text column naming a code (the code derived from it) is held to min_patients as the code is: no description
+    of fewer than k training patients is emitted; resample leaves nothing to generalise and keeps each pair a
+    training pair (on the old code the rare description was drawn, its code derived and then generalised)."""
+    k = 5
+    real = _pairs(coded_train)
+    held = real.groupby("description")["pid"].nunique()
+    rare = set(held.index[held < k])
+    assert len(rare) >= 20  # the data has rare descriptions to keep out
+    generator = get_generator("cart", min_patients=k, rare_values=rare_values).fit(coded_train)
+    syn = _pairs(generator.sample(200, seed=3))
+    assert not set(syn["description"]) & rare, sorted(set(syn["description"]) & rare)[:5]
+    codes = real.groupby("code")["pid"].nunique()
+    assert not set(syn["code"]) & set(codes.index[codes < k])
+    if rare_values == "resample":
+        assert generator.last_sample_report_.generalised_values == 0
+        pairs = set(zip(real["code"], real["description"]))
+        assert set(zip(syn["code"], syn["description"])) <= pairs  # every description names its own code
+
+
+def test_cart_derives_no_column_from_one_whose_values_are_all_different(coded_train) -> None:
+    """A per-patient amount with a different value on every row determines every other column of the table only
+    trivially: deriving sex and city from it replayed each training patient's (amount, sex, city) whole."""
+    generator = get_generator("cart").fit(coded_train)
+    assert not generator.nodes_["patients"].derived
+    assert generator.nodes_["events"].derived == {"code": ("description", generator.nodes_["events"].derived["code"][1])}
+    cols = "expenses, sex, city"
+    real = coded_train.con.execute(f"SELECT {cols} FROM {coded_train.sql_name('patients')}").df()
+    syn = generator.sample(200, seed=3)
+    syn = syn.con.execute(f"SELECT {cols} FROM {syn.sql_name('patients')}").df()
+    assert syn.merge(real.drop_duplicates(), how="inner").shape[0] < 0.5 * len(syn)
