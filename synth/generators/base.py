@@ -67,8 +67,31 @@ def _id_domains(schema: Schema) -> dict[tuple[str, str], tuple[str, str]]:
     return domains
 
 
-def training_data(train: Dataset) -> TrainingData:
-    """Frames for a generator: direct identifiers out, ids densely re-coded per key domain (in SQL)."""
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, *, categorical_text: bool) -> pd.DataFrame:
+    """The result of ``sql`` as a pandas frame; with ``categorical_text`` its text columns are pandas categoricals.
+
+    Text as Python strings costs ~60 bytes a cell (each cell its own object); a categorical holds integer
+    codes and each distinct value once, which keeps a fit on millions of rows in a fraction of the memory.
+    Other columns go through DuckDB's own pandas conversion either way, so their dtypes do not change.
+    """
+    if not categorical_text:
+        return con.execute(sql).df()
+    table = con.sql(sql).to_arrow_table()
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_string_view(f.type)]
+    rest = table.drop_columns(text)
+    frame = con.from_arrow(rest).df() if rest.num_columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    for name in text:
+        frame[name] = table.column(name).dictionary_encode().to_pandas()
+    return frame[table.column_names]
+
+
+def training_data(train: Dataset, *, categorical_text: bool = False) -> TrainingData:
+    """Frames for a generator: direct identifiers out, ids densely re-coded per key domain (in SQL).
+
+    ``categorical_text``: text columns as pandas categoricals (``_frame``), for a generator that reads them
+    as values only (``Generator.categorical_text``).
+    """
     schema, con = train.schema, train.con
     domains = _id_domains(schema)
     rel = train.relations()
@@ -97,7 +120,7 @@ def training_data(train: Dataset) -> TrainingData:
         sql = f"SELECT {', '.join(selects)} FROM {rel[table.name]} t {' '.join(joins)}"
         if table.primary_key:
             sql += " ORDER BY " + ", ".join(f"t.{quote(k)}" for k in table.primary_key)
-        frame = con.execute(sql).df()
+        frame = _frame(con, sql, categorical_text=categorical_text)
         for col in table.columns_of_type("datetime"):
             if col.name in frame:
                 frame[col.name] = pd.to_datetime(frame[col.name])
@@ -167,6 +190,9 @@ class Generator(ABC):
     # fill secondary foreign keys, reference tables and free ids after sampling (synth.generators.links);
     # it learns null rates and reference rows from the training data as they are: never for a DP generator
     links_keys: ClassVar[bool] = False
+    # training frames' text columns as pandas categoricals (``training_data``): far less memory on large inputs,
+    # for generators whose fit reads text only as values (not as Python strings in place)
+    categorical_text: ClassVar[bool] = False
 
     def __init__(self, *, min_patients: int | None = None) -> None:
         if min_patients is not None and (not isinstance(min_patients, int) or isinstance(min_patients, bool) or min_patients < 1):
@@ -214,7 +240,7 @@ class Generator(ABC):
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train: Dataset, *, progress: Progress | None = None) -> Generator:
         """Fit on the train split (validated by the loader) and return self."""
-        data = training_data(train)
+        data = training_data(train, categorical_text=self.categorical_text)
         if data.frames[train.schema.patient.table].empty:
             raise GeneratorError("the training data has no patients")
         self.schema_ = train.schema
@@ -425,9 +451,17 @@ def _violations(
     """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys).
 
     ``con`` (from ``synth.load.connect``) lets a caller checking many batches reuse one connection.
+    Every rule is checked in one pass over the frames (one flag per rule, as ``violations_sql`` writes it:
+    a check that is NULL passes); the positions come back in ascending order.
     """
+    from data_schemas.rules import compile_check, rule_frame_sql
+
     from synth.load import connect
 
+    rules = schema.tables[table].rules
+    if not rules:
+        return {}
+    checks = [compile_check(rule.check) for rule in rules]
     own = con is None
     con = connect() if con is None else con  # UTC, no file access, configuration locked: rules run on frames only
     needed = {table, *(p[2] for p in schema.path_to_patient(table))}
@@ -435,11 +469,18 @@ def _violations(
         for name in needed:
             con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
         relations = {name: quote(f"__f_{name}") for name in schema.tables}
+        # the parent and patient rows join as structs only where some rule reads them; the joins keep one row per row
+        frame = rule_frame_sql(schema, table, relations, parent=any(c.uses("parent") for c in checks),
+                               patient=any(c.uses("patient") for c in checks))
+        flags = ", ".join(f"NOT coalesce(({c.sql}), TRUE) AS __broken_{i}" for i, c in enumerate(checks))
+        broken = " OR ".join(f"__broken_{i}" for i in range(len(checks)))
+        found = con.execute(f"SELECT * FROM (SELECT __row, {flags} FROM ({frame}) q) WHERE {broken} ORDER BY __row").fetchnumpy()
+        positions = np.asarray(found["__row"], dtype=np.int64)
         out: dict[str, np.ndarray] = {}
-        for rule in schema.tables[table].rules:
-            rows = con.execute(violations_sql(schema, table, rule, relations, select="__row")).fetchnumpy()["__row"]
+        for i, rule in enumerate(rules):
+            rows = positions[np.asarray(found[f"__broken_{i}"], dtype=bool)]
             if len(rows):
-                out[rule.name] = np.asarray(rows, dtype=np.int64)
+                out[rule.name] = rows
         return out
     finally:
         if own:

@@ -66,14 +66,23 @@ class Codec:
         return self.n_regular if self.nullable else None
 
     def encode(self, values: Any) -> np.ndarray:
-        """Fine codes of ``values`` (numbers for grids, anything hashable for value lists; None / NaN is null)."""
+        """Fine codes of ``values`` (numbers for grids, anything hashable for value lists; None / NaN is null).
+
+        A pandas Categorical is encoded through its categories (each distinct value looked up once), with the
+        same codes as its values one by one.
+        """
         if self.values is not None:
-            series = pd.Series(values, dtype="object")
-            missing = series.isna().to_numpy()
             index = {v: i for i, v in enumerate(self.values)}
             other = index.get(OTHER)
             fallback = other if other is not None else (self.null_code if self.null_code is not None else 0)
-            codes = np.array([index.get(v, fallback) for v in series.where(~missing, None)], dtype=np.int64)
+            if isinstance(values, pd.Categorical):
+                per_category = self.encode(np.asarray(values.categories, dtype=object))
+                missing = values.codes < 0
+                codes = np.append(per_category, fallback).astype(np.int64)[values.codes]  # code -1 (null): the last
+            else:
+                series = pd.Series(values, dtype="object")
+                missing = series.isna().to_numpy()
+                codes = np.array([index.get(v, fallback) for v in series.where(~missing, None)], dtype=np.int64)
         else:
             num = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
             missing = np.isnan(num)

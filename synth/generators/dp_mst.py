@@ -139,6 +139,7 @@ class DPMSTGenerator(Generator):
     description: ClassVar[str] = (
         "differentially private per patient: MST marginals per table (OpenDP noise), capped rows per patient"
     )
+    categorical_text: ClassVar[bool] = True  # the fit reads text as values only: categoricals keep it small
 
     def __init__(
         self,
@@ -522,7 +523,8 @@ class DPMSTGenerator(Generator):
         specs: list[AttrSpec] = []
         for c in node.columns:
             codec = node.codecs[c]
-            values = numeric[c] if c in numeric else r.frame[c].to_numpy()
+            column = r.frame[c]
+            values = numeric[c] if c in numeric else (column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy())
             cols.append(codec.encode(values))
             specs.append(AttrSpec(c, codec.size, codec.ordered, codec.null_code))
         for child in node.children:

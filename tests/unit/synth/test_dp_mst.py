@@ -90,6 +90,22 @@ def test_codecs_round_trip_within_their_cells() -> None:
     assert cats.values == ("a", "b", OTHER)
 
 
+def test_a_categorical_encodes_as_its_values_one_by_one() -> None:
+    """The categorical path (each category looked up once) gives the codes of the per-value path: kept values,
+    values outside the list (to "other", or to the null code / 0 without one), nulls, unused categories."""
+    import pandas as pd
+
+    values = ["a", "zz", None, "b", "a", "q", None]
+    cat = pd.Categorical(values, categories=["q", "b", "a", "zz", "unused"])
+    for codec in (values_codec("c", ["a", "b"], nullable=True, other=True, placeholder="Z"),
+                  values_codec("c", ["a", "b"], nullable=True), values_codec("c", ["a", "b"], nullable=False),
+                  values_codec("c", ["a", "b"], nullable=False, other=True, placeholder="Z")):
+        one_by_one = codec.encode(np.asarray(values, dtype=object))
+        assert np.array_equal(codec.encode(cat), one_by_one), codec
+    empty = values_codec("c", ["a"], nullable=True)
+    assert empty.encode(pd.Categorical([None, None], categories=[])).tolist() == [empty.null_code] * 2
+
+
 def test_tree_learns_pairs_and_samples_given_evidence() -> None:
     rng = np.random.default_rng(1)
     n = 4000

@@ -58,6 +58,22 @@ def test_hma_refuses_schemas_beyond_its_limits(kr_train) -> None:
         get_generator("hma").fit(kr_train)
 
 
+def test_categorical_text_frames_hold_the_same_values(kr_train) -> None:
+    """dp_mst's compact frames (text columns as categoricals) equal the plain frames value for value, nulls included."""
+    plain = training_data(kr_train)
+    compact = training_data(kr_train, categorical_text=True)
+    assert GENERATORS["dp_mst"].categorical_text and not GENERATORS["cart"].categorical_text
+    for name, frame in plain.frames.items():
+        got = compact.frames[name]
+        text = [c for c in frame.columns if frame[c].dtype == object]
+        assert text, name  # every kr_claims table has text columns
+        assert all(isinstance(got[c].dtype, pd.CategoricalDtype) for c in text), name
+        assert [c for c in got.columns if isinstance(got[c].dtype, pd.CategoricalDtype)] == text, name
+        assert got.memory_usage(deep=True).sum() < frame.memory_usage(deep=True).sum(), name
+        pd.testing.assert_frame_equal(got.astype({c: object for c in text}), frame, check_exact=True)
+    assert plain.frames["claims"]["sub_dx"].isna().any()  # a text column with nulls is covered
+
+
 def test_generators_see_no_identifiers(kr_train) -> None:
     data = training_data(kr_train)
     raw = {
