@@ -400,7 +400,9 @@ class DPMSTGenerator(Generator):
                 frame = first[[pcol, *self.static_]].reset_index(drop=True)
                 out[name] = _Rows(frame, np.full(len(frame), -1), np.arange(len(frame)))
                 continue
-            frame = frames[name].reset_index(drop=True)
+            frame = frames[name]
+            if not frame.index.equals(pd.RangeIndex(len(frame))):
+                frame = frame.reset_index(drop=True)
             if node.parent is None:
                 out[name] = _Rows(frame, np.full(len(frame), -1), np.arange(len(frame)))
                 continue
@@ -410,7 +412,9 @@ class DPMSTGenerator(Generator):
             lookup = lookup[~lookup.index.duplicated()]
             prow = lookup.reindex(frame[node.fk].to_numpy()).to_numpy()
             alive = ~np.isnan(prow)
-            frame, prow = frame[alive].reset_index(drop=True), prow[alive].astype(np.int64)
+            if not alive.all():  # rows are copied only where some are dropped (the engine's bounded rows never are)
+                frame = frame[alive].reset_index(drop=True)
+            prow = prow[alive].astype(np.int64)
             patient = parent.patient_row[prow]
             order = np.lexsort((rng.random(len(frame)), patient))
             rank = np.empty(len(frame), dtype=np.int64)
@@ -425,7 +429,9 @@ class DPMSTGenerator(Generator):
                               .reindex(pkey.to_numpy()).fillna(0).to_numpy(dtype=np.int64))
             else:
                 per_parent = np.bincount(prow, minlength=len(pkey))[: len(pkey)]
-            out[name] = _Rows(frame[keep].reset_index(drop=True), prow[keep], patient[keep], per_parent)
+            if not keep.all():
+                frame, prow, patient = frame[keep].reset_index(drop=True), prow[keep], patient[keep]
+            out[name] = _Rows(frame, prow, patient, per_parent)
         return out
 
     def _numeric_dates(self, schema: Schema, node: Node, rows: dict[str, _Rows]) -> dict[str, np.ndarray]:
