@@ -79,4 +79,7 @@ def test_the_budget_in_bytes_reads_units_as_duckdb_does(value: str, expected: in
     assert spill.memory_limit_bytes() == expected
     monkeypatch.delenv("SYNTHMED_MEMORY_LIMIT")
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    assert 0.45 * total <= spill.memory_limit_bytes() <= 0.55 * total  # default: half the machine
+    assert total // 2 - 2**20 < spill.memory_limit_bytes() <= total // 2  # default: half the machine, to the MiB
+    budget = connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]  # as DuckDB holds it, e.g. 11.7 GiB
+    number, unit = budget.split()
+    assert abs(float(number) * {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit] - spill.memory_limit_bytes()) < 0.01 * total
