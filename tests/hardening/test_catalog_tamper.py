@@ -172,6 +172,26 @@ def test_an_old_catalog_without_chain_says_how_to_rebuild(tmp_path: Path, built_
     assert store.catalog.store_events()[0]["kind"] == "catalog_rebuilt"
 
 
+def test_a_forged_approval_does_not_survive_a_rebuild(store_copy: Store, built_store, cli) -> None:
+    """The officer rejected the release; an edit turns it into an approval and breaks the chain. The rebuild
+    brings the release back with no review and no evaluation (neither can be verified), not with the forgery."""
+    _sql(store_copy, "UPDATE reviews SET decision = 'approve'", "UPDATE evaluations SET risk_level = 'low'")
+    assert not store_copy.catalog.chain_state().ok
+    code, out, err = cli("audit", "rebuild", "--store", store_copy.root)
+    assert code == 0 and "registered 1 release(s)" in out, err
+    assert store_copy.catalog.release_ids() == {built_store.release_id}
+    assert store_copy.catalog.reviews() == [] and store_copy.catalog.evaluations(built_store.release_id) == []
+    code, _, err = cli("audit", "verify", "--store", store_copy.root)
+    assert code == 0, err
+    kept = [p for p in store_copy.root.iterdir() if p.name.startswith("catalog.duckdb.replaced-")]
+    assert len(kept) == 1  # the tampered file is kept for the record, not read back
+    con = duckdb.connect(str(kept[0]), read_only=True)
+    try:
+        assert con.execute("SELECT decision FROM reviews").fetchall() == [("approve",)]
+    finally:
+        con.close()
+
+
 def test_a_garbled_head_file_is_a_broken_chain_not_a_crash(store_copy: Store, built_store, cli) -> None:
     (store_copy.root / "catalog.head").write_text("{garbage")
     state = store_copy.catalog.chain_state()
