@@ -29,6 +29,7 @@ power curve (share of copied patients vs detection rate, exact and near) as ``pr
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import sys
@@ -46,7 +47,7 @@ if str(REPO) not in sys.path:
 SYNPUF = REPO.parent / "shared" / "datasets" / "desynpuf"
 SAMPLES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16)
 RESULTS = REPO / "benchmarks" / "results"
-DEFAULT_OUT = RESULTS / "privacy_calibration.jsonl"
+DEFAULT_OUT = RESULTS / "privacy_calibration.jsonl.gz"  # gzip members appended run after run (2.2 MB as plain text)
 SHARES = (5.0, 2.0, 1.0, 0.5)
 
 
@@ -332,8 +333,14 @@ def run_cases(pops: Populations, runs: Iterable[int], cases: list[Case], *, n_tr
 # -- reporting ------------------------------------------------------------------------------------------------
 
 
+def _open_text(path: Path, mode: str) -> Any:
+    """``path`` as text, gzip-compressed where it ends in .gz (appending adds a gzip member, read back as one)."""
+    return gzip.open(path, f"{mode}t", encoding="utf-8") if path.suffix == ".gz" else path.open(mode, encoding="utf-8")
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    with _open_text(path, "r") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
@@ -473,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         plan = [(range(args.first_run, args.first_run + args.runs), cases),
                 (range(args.first_run, args.first_run + args.fresh_runs), [CASES["fresh"]])]
-        with args.out.open("a") as sink:
+        with _open_text(args.out, "a") as sink:
             for runs, chosen in plan:
                 if not chosen or not len(runs):
                     continue
