@@ -530,7 +530,10 @@ class DPMSTGenerator(Generator):
         for c in node.columns:
             codec = node.codecs[c]
             column = r.frame[c]
-            values = numeric[c] if c in numeric else (column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy())
+            if c in numeric:
+                values = numeric[c]
+            else:  # a categorical is encoded through its categories (Codec.encode)
+                values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
             cols.append(codec.encode(values))
             specs.append(AttrSpec(c, codec.size, codec.ordered, codec.null_code))
         for child in node.children:
