@@ -74,6 +74,22 @@ def test_categorical_text_frames_hold_the_same_values(kr_train) -> None:
     assert plain.frames["claims"]["sub_dx"].isna().any()  # a text column with nulls is covered
 
 
+@pytest.mark.parametrize("values", [
+    np.array([0, 7, 12345678, 123456789], dtype=np.int64),
+    np.array([0.0, np.nan, 3.0, 99999999.0, 2.9]),
+    pd.array([5, None, 0], dtype="Int64"),
+    pd.Series([pd.NA] * 3),
+    np.array([], dtype=np.int64),
+    np.array([-3, 4], dtype=np.int64),
+], ids=["ints", "floats-nan", "nullable", "all-missing", "empty", "negative"])
+def test_synthetic_ids_read_as_one_f_string_per_key(values) -> None:
+    """The column-wide ids equal the per-row rule they replace, ``f"{prefix}{int(v):08d}"`` or None."""
+    from synth.generators.base import synthetic_ids
+
+    expected = [None if pd.isna(v) else f"SPATPAT-{int(v):08d}" for v in values]
+    assert list(synthetic_ids(values, "SPATPAT-")) == expected
+
+
 def test_generators_see_no_identifiers(kr_train) -> None:
     data = training_data(kr_train)
     raw = {
