@@ -29,11 +29,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import opendp.prelude as dp
+# The OpenDP modules themselves, not opendp.prelude: the prelude also imports opendp.extras (scikit-learn, SciPy,
+# Polars), about 2.7 s in every process that imports the generator registry, for nothing used here.
+import opendp.combinators as dp_c
+import opendp.measurements as dp_m
+from opendp.domains import atom_domain, map_domain, vector_domain
+from opendp.measures import zero_concentrated_divergence
+from opendp.metrics import absolute_distance, l02inf_distance, l2_distance, linf_distance
+from opendp.mod import enable_features
 
 from synth.errors import GeneratorError
 
-dp.enable_features("contrib")
+enable_features("contrib")
 
 _TOL = 1e-9
 
@@ -46,8 +53,8 @@ def epsilon_for_rho(rho: float, delta: float) -> float:
     """The epsilon of a rho-zCDP mechanism at ``delta`` (OpenDP's zCDP to (epsilon, delta) conversion)."""
     if rho <= 0:
         return 0.0
-    base = dp.m.make_gaussian(dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=1.0)
-    profile = dp.c.make_zCDP_to_approxDP(base).map(math.sqrt(2.0 * rho))
+    base = dp_m.make_gaussian(atom_domain(T=float, nan=False), absolute_distance(T=float), scale=1.0)
+    profile = dp_c.make_zCDP_to_approxDP(base).map(math.sqrt(2.0 * rho))
     return float(profile.epsilon(delta))
 
 
@@ -140,8 +147,8 @@ def _check_rho(rho: float, label: str) -> None:
 def noisy_counts(counts: np.ndarray, *, sensitivity: int, rho: float, accountant: Accountant, label: str) -> np.ndarray:
     """``counts`` plus discrete Gaussian noise calibrated to rho-zCDP for an L2 ``sensitivity``."""
     _check_rho(rho, label)
-    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64")
-    meas, scale = _calibrated(lambda s: dp.m.make_gaussian(*space, scale=s), int(sensitivity), rho, gaussian_scale(sensitivity, rho))
+    space = vector_domain(atom_domain(T="i64")), l2_distance(T="i64")
+    meas, scale = _calibrated(lambda s: dp_m.make_gaussian(*space, scale=s), int(sensitivity), rho, gaussian_scale(sensitivity, rho))
     accountant.spend(label, meas.map(int(sensitivity)), d_in=int(sensitivity), scale=scale, mechanism="make_gaussian")
     values = np.asarray(counts, dtype=np.int64).ravel()
     if values.size == 0:
@@ -157,9 +164,9 @@ def gaussian_scale(sensitivity: float, rho: float) -> float:
 def noisy_argmax(scores: np.ndarray, *, sensitivity: float, rho: float, accountant: Accountant, label: str) -> int:
     """The index of the highest score, by the exponential mechanism (scores may move by ``sensitivity`` each)."""
     _check_rho(rho, label)
-    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.linf_distance(T=float)
+    space = vector_domain(atom_domain(T=float, nan=False)), linf_distance(T=float)
     meas, scale = _calibrated(
-        lambda s: dp.m.make_noisy_max(*space, dp.zero_concentrated_divergence(), scale=s),
+        lambda s: dp_m.make_noisy_max(*space, zero_concentrated_divergence(), scale=s),
         float(sensitivity), rho, float(sensitivity) / math.sqrt(2 * rho),
     )
     accountant.spend(label, meas.map(float(sensitivity)), d_in=float(sensitivity), scale=scale, mechanism="make_noisy_max")
@@ -181,13 +188,13 @@ def select_values(
     k = int(max_values_per_patient)
     l2 = int(math.ceil(math.sqrt(k)))
     d_in = (k, l2, 1)
-    space = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64")), dp.l02inf_distance(dp.absolute_distance(T="i64"))
+    space = map_domain(atom_domain(T=str), atom_domain(T="i64")), l02inf_distance(absolute_distance(T="i64"))
     _, scale = _calibrated(
-        lambda s: dp.m.make_gaussian_threshold(*space, scale=s, threshold=2**40), d_in, rho, gaussian_scale(l2, rho)
+        lambda s: dp_m.make_gaussian_threshold(*space, scale=s, threshold=2**40), d_in, rho, gaussian_scale(l2, rho)
     )
 
     def make(threshold: int) -> Any:
-        return dp.m.make_gaussian_threshold(*space, scale=scale, threshold=threshold)
+        return dp_m.make_gaussian_threshold(*space, scale=scale, threshold=threshold)
 
     low, high = 1, 2
     while make(high).map(d_in)[1] > delta:
