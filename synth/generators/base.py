@@ -451,9 +451,17 @@ def _violations(
     """Row positions of ``table`` breaking each of its rules (frames hold surrogate keys).
 
     ``con`` (from ``synth.load.connect``) lets a caller checking many batches reuse one connection.
+    Every rule is checked in one pass over the frames (one flag per rule, as ``violations_sql`` writes it:
+    a check that is NULL passes); the positions come back in ascending order.
     """
+    from data_schemas.rules import compile_check, rule_frame_sql
+
     from synth.load import connect
 
+    rules = schema.tables[table].rules
+    if not rules:
+        return {}
+    checks = [compile_check(rule.check) for rule in rules]
     own = con is None
     con = connect() if con is None else con  # UTC, no file access, configuration locked: rules run on frames only
     needed = {table, *(p[2] for p in schema.path_to_patient(table))}
@@ -461,11 +469,18 @@ def _violations(
         for name in needed:
             con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
         relations = {name: quote(f"__f_{name}") for name in schema.tables}
+        # the parent and patient rows join as structs only where some rule reads them; the joins keep one row per row
+        frame = rule_frame_sql(schema, table, relations, parent=any(c.uses("parent") for c in checks),
+                               patient=any(c.uses("patient") for c in checks))
+        flags = ", ".join(f"NOT coalesce(({c.sql}), TRUE) AS __broken_{i}" for i, c in enumerate(checks))
+        broken = " OR ".join(f"__broken_{i}" for i in range(len(checks)))
+        found = con.execute(f"SELECT * FROM (SELECT __row, {flags} FROM ({frame}) q) WHERE {broken} ORDER BY __row").fetchnumpy()
+        positions = np.asarray(found["__row"], dtype=np.int64)
         out: dict[str, np.ndarray] = {}
-        for rule in schema.tables[table].rules:
-            rows = con.execute(violations_sql(schema, table, rule, relations, select="__row")).fetchnumpy()["__row"]
+        for i, rule in enumerate(rules):
+            rows = positions[np.asarray(found[f"__broken_{i}"], dtype=bool)]
             if len(rows):
-                out[rule.name] = np.asarray(rows, dtype=np.int64)
+                out[rule.name] = rows
         return out
     finally:
         if own:
