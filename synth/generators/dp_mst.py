@@ -75,7 +75,7 @@ from synth.generators.dp_codecs import (
     values_codec,
     year_codec,
 )
-from synth.generators.dp_tree import AttrSpec, TreeModel, fit_tree
+from synth.generators.dp_tree import AttrSpec, TreeModel, fit_tree, unique_rows
 from synth.generators.registry import register
 
 if TYPE_CHECKING:
@@ -705,10 +705,10 @@ class DPMSTGenerator(Generator):
                 fresh = self._decode_rows(node, c[idx], patient_row[idx], decoded, rng)
                 for col in fresh.columns:
                     _put(frame, col, idx, fresh[col].to_numpy())
-            patterns, inverse = np.unique(free[~whole], axis=0, return_inverse=True)
+            patterns, inverse = unique_rows(free[~whole], [2] * free.shape[1])
             partial = rows[~whole]
             for p, pattern in enumerate(patterns):
-                idx = partial[inverse.ravel() == p]
+                idx = partial[inverse == p]
                 key = sorted(np.flatnonzero(pattern).tolist(), key=model.order.index)
                 for j in key:
                     self._redraw(schema, node, frame, idx, j, c, patient_row, decoded, frames, con, rng, touched[j])

@@ -36,6 +36,7 @@ then sampling downwards (Pearl 1988). Everything after the three measurements is
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,8 +97,7 @@ class TreeModel:
         evidence = {j: np.asarray(v, dtype=np.int64) for j, v in (evidence or {}).items()}
         if evidence:
             cols = sorted(evidence)
-            patterns, inverse = np.unique(np.stack([evidence[j] for j in cols], axis=1), axis=0, return_inverse=True)
-            inverse = inverse.ravel()
+            patterns, inverse = unique_rows(np.stack([evidence[j] for j in cols], axis=1), [sizes[j] for j in cols])
         else:
             cols, patterns, inverse = [], np.zeros((1, 0), dtype=np.int64), np.zeros(n, dtype=np.int64)
         m = patterns.shape[0]
@@ -156,6 +156,18 @@ class TreeModel:
             if rows.size:
                 fine[rows] = members[rng.choice(members.size, size=rows.size, p=weights)] if members.size > 1 else members[0]
         return fine
+
+
+def unique_rows(codes: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, axis=0, return_inverse=True)`` (rows in lexicographic order, inverse flat) for a matrix of
+    codes ``0 <= codes[:, i] < sizes[i]``, on one integer key per row: a 1-D sort instead of numpy's row-wise one
+    (5 of a 36 s sampled batch went to it)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.shape[1] == 0 or math.prod(sizes) >= 2**62:
+        patterns, inverse = np.unique(codes, axis=0, return_inverse=True)
+        return patterns, inverse.ravel()
+    keys, inverse = np.unique(np.ravel_multi_index(tuple(codes.T), sizes), return_inverse=True)
+    return np.stack(np.unravel_index(keys, sizes), axis=1).astype(np.int64), inverse.ravel()
 
 
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -106,6 +106,19 @@ def test_a_categorical_encodes_as_its_values_one_by_one() -> None:
     assert empty.encode(pd.Categorical([None, None], categories=[])).tolist() == [empty.null_code] * 2
 
 
+@pytest.mark.parametrize("sizes,n", [([3, 5, 2], 500), ([2] * 9, 300), ([7], 50), ([4, 4], 0), ([2**40, 2**30], 20)])
+def test_unique_rows_match_numpys_row_wise_unique(sizes: list[int], n: int) -> None:
+    """Patterns in the same (lexicographic) order and the same inverse, also past the one-key limit (fallback)."""
+    from synth.generators.dp_tree import unique_rows
+
+    rng = np.random.default_rng(len(sizes) + n)
+    codes = np.stack([rng.integers(0, min(k, 6), n) for k in sizes], axis=1) if n else np.zeros((0, len(sizes)), dtype=np.int64)
+    patterns, inverse = unique_rows(codes, sizes)
+    want_patterns, want_inverse = np.unique(codes, axis=0, return_inverse=True)
+    assert np.array_equal(patterns, want_patterns) and np.array_equal(inverse, want_inverse.ravel())
+    assert np.array_equal(patterns[inverse], codes)
+
+
 def test_tree_learns_pairs_and_samples_given_evidence() -> None:
     rng = np.random.default_rng(1)
     n = 4000
