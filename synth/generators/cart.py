@@ -625,6 +625,38 @@ class CartGenerator(Generator):
                 common[a] = common[a] & fine if a in common else fine
         return common
 
+    def _generalise(self, frames: dict[str, pd.DataFrame], report: Any) -> dict[str, pd.DataFrame]:
+        """As the base class, then every looked-up pair a generalisation broke made a training pair again: where a
+        rare source became missing or another value while its derived column took a stand-in (Synthea's rare
+        DESCRIPTION missing, its CODE the most frequent code), the source takes a common value that gives the
+        stand-in (the CODE keeps a DESCRIPTION that names it)."""
+        frames = super()._generalise(frames, report)
+        rare = getattr(self, "rare_", None)
+        if rare is None or self.schema_ is None:
+            return frames
+        for name, node in self.nodes_.items():
+            table = self.schema_.patient.table if name == VIRTUAL else name
+            frame = frames.get(table)
+            if frame is None or frame.empty or not node.derived:
+                continue
+            common = {c: unit.common for unit in rare.units if unit.table == table for c in unit.columns}
+            for b, (a, mapping) in node.derived.items():
+                if a not in frame or b not in frame or a not in common:
+                    continue
+                names: dict[Any, Any] = {}
+                for v, w in mapping.items():  # a common source value of each value of b
+                    if v in common[a] and w is not None and w == w:
+                        names.setdefault(w, v)
+                target = frame[b]
+                broken = (target.notna() & target.isin(list(names)) & (frame[a].map(mapping) != target)).to_numpy()
+                if broken.any():
+                    frame = frame.copy()
+                    column = frame[a].astype(object).to_numpy().copy()
+                    column[broken] = target[broken].map(names).to_numpy(dtype=object)
+                    frame[a] = column
+                    frames[table] = frame
+        return frames
+
     def _draw_children(
         self, node: Node, encoded: dict[str, pd.DataFrame], abs_anchor: dict[str, np.ndarray], rng: np.random.Generator
     ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -5,10 +5,12 @@ at those patients; a generator that reproduces it may reveal that someone in the
 With ``min_patients=k`` a generator never emits such a value: it is replaced by a generalisation that
 ``k`` or more training patients share:
 
-1. for a ``code`` column, the code's parent: the part before a dot, then ever shorter prefixes down to
-   three characters (ICD-10 / KCD ``E11.9`` -> ``E11``; ICD-9 ``4019`` -> ``401``; ATC ``C09AA05`` ->
-   ``C09AA`` -> ``C09A`` -> ``C09``), the first one whose *group* (codes that start with it) is held by
-   ``k`` patients and that matches the column's pattern or vocabulary;
+1. for a ``code`` column of a vocabulary whose prefixes are parents (ICD-10, KCD, ICD-9, ATC; or a column
+   with a pattern and no vocabulary), the code's parent: the part before a dot, then ever shorter prefixes
+   down to three characters (ICD-10 / KCD ``E11.9`` -> ``E11``; ICD-9 ``4019`` -> ``401``; ATC ``C09AA05``
+   -> ``C09AA`` -> ``C09A`` -> ``C09``), the first one whose *group* (codes that start with it) is held by
+   ``k`` patients and that matches the column's pattern or vocabulary (SNOMED, RxNorm, LOINC, NDC, HCPCS
+   and DRG numbers have no parent in their prefix: RxNorm ``1049625`` is not a kind of ``10496``);
 2. else (categories, or no valid parent) a missing value where the column may be missing, else the
    column's most frequent value (valid for the vocabulary by construction).
 
@@ -32,6 +34,9 @@ from data_schemas.model import Column, Schema
 from synth.generators.links import patient_keys
 
 MIN_PREFIX = 3
+# vocabularies whose codes' prefixes are their parents (a chapter, a category, an ATC level); SNOMED, RxNorm,
+# LOINC, NDC, HCPCS and DRG numbers are not: a prefix of RxNorm 1049625 is another concept or none
+PREFIX_VOCABULARIES = frozenset({"ICD10", "KCD", "ICD9CM", "ICD9PCS", "ATC"})
 
 
 @dataclass
@@ -137,7 +142,8 @@ def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareMod
             continue
         pairs = pd.concat(parts, ignore_index=True).dropna().drop_duplicates()
         held = pairs.groupby("v", sort=False)["p"].nunique()
-        is_code = all(c.type == "code" for c in cols)
+        # a code column climbs the prefix ladder only where its vocabulary is one of prefixes (or it names none)
+        is_code = all(c.type == "code" and (c.vocabulary is None or c.vocabulary in PREFIX_VOCABULARIES) for c in cols)
         unit = RareUnit(
             table, [c.name for c in cols], k, is_code, cols[0].code_pattern, all(c.nullable for c in cols),
             common=set(held.index[held >= k]),
