@@ -464,10 +464,17 @@ def _violations(
     checks = [compile_check(rule.check) for rule in rules]
     own = con is None
     con = connect() if con is None else con  # UTC, no file access, configuration locked: rules run on frames only
-    needed = {table, *(p[2] for p in schema.path_to_patient(table))}
+    views = {table: frames[table].assign(__row=np.arange(len(frames[table])))}
+    child = frames[table]
+    for _, fk, parent, key in schema.path_to_patient(table):
+        rows = frames[parent]
+        if len(rows) > len(child):  # only the rows the checked rows reach: the joins read no other (a few candidates
+            rows = rows[rows[key].isin(child[fk].dropna().unique())]  # against a whole batch's claims and patients)
+        views[parent] = child = rows
+    needed = set(views)
     try:
-        for name in needed:
-            con.register(f"__f_{name}", frames[name].assign(__row=np.arange(len(frames[name]))))
+        for name, view in views.items():
+            con.register(f"__f_{name}", view)
         relations = {name: quote(f"__f_{name}") for name in schema.tables}
         # the parent and patient rows join as structs only where some rule reads them; the joins keep one row per row
         frame = rule_frame_sql(schema, table, relations, parent=any(c.uses("parent") for c in checks),

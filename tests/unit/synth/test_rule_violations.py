@@ -72,6 +72,19 @@ def test_one_pass_finds_what_each_rule_finds(broken_frames: dict[str, pd.DataFra
     assert seen == {f"{t}.{r.name}" for t in KR.tables for r in KR.tables[t].rules}
 
 
+@pytest.mark.parametrize("table", ["claim_details", "diagnoses", "claims"])
+def test_a_few_rows_checked_against_whole_parents_find_what_each_rule_finds(broken_frames: dict[str, pd.DataFrame],
+                                                                          table: str) -> None:
+    """As the sampler checks redraw candidates: a slice of one table (in another order) against every parent row;
+    the check reads only the parent and patient rows the slice reaches, and finds the same rows."""
+    rows = broken_frames[table].iloc[::-3].reset_index(drop=True)
+    frames = {**broken_frames, table: rows}
+    expected = _one_rule_at_a_time(frames, table)
+    got = _violations(KR, frames, table)
+    assert expected and list(got) == list(expected)
+    assert all(np.array_equal(got[rule], expected[rule]) for rule in expected)
+
+
 def test_a_table_without_violations_or_rules_gives_nothing(broken_frames: dict[str, pd.DataFrame]) -> None:
     from synth.demo_population import simulate
 
