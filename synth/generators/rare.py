@@ -17,7 +17,10 @@ With ``min_patients=k`` a generator never emits such a value: it is replaced by 
 Columns are those the rare-code metric reads (``code`` columns and ``sensitive`` or ``quasi_identifier``
 categorical ones) plus every other categorical column and every ``text`` column that is not a direct
 identifier (Synthea's DESCRIPTION names its CODE: a rare code's description is as rare as the code, and a
-generator that draws text from training values would emit it); a repeated column group (SynPUF's ten
+generator that draws text from training values would emit it). A text value that reads as a number (Synthea's
+observation VALUE holds readings such as ``97.2`` beside labels) is a quantity, not a label, and stays as it
+is, as numerical columns do: held to ``k`` patients, nearly every reading was replaced and the rows broke the
+schema's "a numeric observation's value is a number" rule (3,118 observations dropped). A repeated column group (SynPUF's ten
 diagnosis columns) is counted as one unit, as the metric does. Patients are counted on the training
 frames (surrogate keys), once per value however many rows carry it.
 """
@@ -109,6 +112,12 @@ def _ladder(value: str) -> list[str]:
     return [p for p in dict.fromkeys(out) if len(p) >= MIN_PREFIX]
 
 
+def _numbers(values: pd.Index) -> list[Any]:
+    """The values that read as finite numbers (text such as ``97.2`` or ``-3``; not ``nan`` or ``inf``)."""
+    parsed = pd.to_numeric(pd.Series(values.astype(str)), errors="coerce").to_numpy(dtype=np.float64)
+    return [v for v, ok in zip(values, np.isfinite(parsed)) if ok]
+
+
 def _units(schema: Schema) -> list[tuple[str, list[Column]]]:
     """(table, member columns) of every categorical, code or text column (not a direct identifier), groups as one
     unit, reference tables out."""
@@ -148,6 +157,9 @@ def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareMod
             table, [c.name for c in cols], k, is_code, cols[0].code_pattern, all(c.nullable for c in cols),
             common=set(held.index[held >= k]),
         )
+        fallback_from = list(unit.common)  # a stand-in is held by k patients, not a reading kept for being a number
+        if all(c.type == "text" for c in cols) and len(held):
+            unit.common |= set(_numbers(held.index))
         if is_code and len(pairs):
             text = pairs.assign(v=pairs["v"].astype(str))
             ladders = pd.DataFrame(
@@ -157,7 +169,7 @@ def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareMod
             counts = prefixes.groupby("prefix", sort=False)["p"].nunique()
             unit.common_prefixes = set(counts.index[counts >= k])
         if not unit.nullable:
-            counts = pairs.groupby("v", sort=False).size().reindex(list(unit.common)) if unit.common else pd.Series(dtype=float)
+            counts = pairs.groupby("v", sort=False).size().reindex(fallback_from) if fallback_from else pd.Series(dtype=float)
             unit.fallback = counts.idxmax() if len(counts) else (held.idxmax() if len(held) else None)
         model.units.append(unit)
     return model

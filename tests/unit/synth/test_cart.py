@@ -471,6 +471,30 @@ def test_min_patients_keeps_a_rare_codes_description_out_too(rare_values: str, c
     assert set(zip(syn["code"], syn["description"])) <= pairs, sorted(set(zip(syn["code"], syn["description"])) - pairs)[:3]
 
 
+def test_min_patients_keeps_readings_in_a_text_column_and_holds_its_labels() -> None:
+    """A text column of readings and labels (Synthea's observation VALUE): a number held by one patient is a
+    quantity and stays (a rule says a numeric observation's value is a number); a rare label is replaced by the
+    most frequent common label, never by a reading."""
+    from synth.generators.rare import fit_rare
+
+    schema = parse_schema(CODED, source="<test>")
+    values = [f"{36 + p / 10:.1f}" for p in range(30)] + ["Never smoker"] * 20 + ["rare finding", "-3", "nan", "inf"]
+    events = pd.DataFrame({"pid": [f"p{i}" for i in range(len(values))], "at": pd.Timestamp("2020-01-01"),
+                           "code": "100001", "description": values})
+    patients = pd.DataFrame({"pid": events["pid"], "sex": "F", "city": "c1", "expenses": 1.0})
+    frames = {"patients": patients, "events": events}
+    model = fit_rare(schema, frames, 5)
+    out, replaced = model.apply(frames)
+    got = dict(zip(values, out["events"]["description"]))
+    assert all(got[v] == v for v in values[:30]) and got["-3"] == "-3"  # readings held by one patient each stay
+    assert got["rare finding"] is None and got["nan"] is None and got["inf"] is None  # nullable: rare labels go
+    assert replaced == 3
+    required = parse_schema(CODED.replace("privacy: sensitive}", "privacy: sensitive, nullable: false}"), source="<test>")
+    out, _ = fit_rare(required, frames, 5).apply(frames)  # not nullable: the most frequent common label stands in
+    got = dict(zip(values, out["events"]["description"]))
+    assert got["rare finding"] == got["nan"] == "Never smoker" and got["36.0"] == "36.0"
+
+
 def test_cart_derives_no_column_from_one_whose_values_are_all_different(coded_train) -> None:
     """A per-patient amount with a different value on every row determines every other column of the table only
     trivially: deriving sex and city from it replayed each training patient's (amount, sex, city) whole."""
