@@ -287,7 +287,9 @@ def test_a_near_replica_of_a_unique_person_goes_with_its_patient() -> None:
     items = pd.DataFrame({"vid": ["w0", "w1", "w2"], "drug": ["q"] * 3, "dose": [0.5, 0.5, 0.5]})
     synthetic, report = frames_to_dataset(SCHEMA, {"people": people, "visits": visits, "items": items}, namespace="syn")
     assert report.ok, report.render()
-    out, result = remove_replicated_uniques(train, synthetic, max_patient_share=0.5)
+    _, default = remove_replicated_uniques(train, synthetic, max_patient_share=0.5)
+    assert default.near_matched_rows == {"people": 0} and default.removed_patients == 0  # 3 columns: under MIN_NEAR_COLUMNS
+    out, result = remove_replicated_uniques(train, synthetic, max_patient_share=0.5, min_near_columns=3)
     assert result.matched_rows == {"people": 0, "visits": 0, "items": 0} and result.near_matched_rows == {"people": 1}
     assert result.removed_patients == 1 and result.removed_rows == {"people": 1, "visits": 1, "items": 1}
     assert sorted(out.to_arrow("people")["pid"].to_pylist()) == ["s1", "s2"]
