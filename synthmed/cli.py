@@ -446,7 +446,8 @@ def releases_show(release_id: Annotated[str, typer.Argument(help="Release id.")]
     if as_json:
         _print_json(json.dumps({"catalog": row, "manifest": manifest}, default=str))
         return
-    out.print(f"[bold]{escape(release_id)}[/bold]  ({escape(str(row['path']))})", markup=True)
+    # where the files are now (a store copied or moved elsewhere); the catalog's row keeps the path at registration
+    out.print(f"[bold]{escape(release_id)}[/bold]  ({escape(str(st.release_dir(release_id)))})", markup=True)
     out.print(f"schema {manifest['schema']['name']} ({manifest['schema']['hash'][:12]}), generator {manifest['generator']['name']} {json.dumps(manifest['generator']['params'], default=str)}")
     out.print(f"seed {manifest['seed']}, {manifest['n_patients']:,} patients, created {manifest['created_at']}")
     out.print("rows: " + ", ".join(f"{t} {n:,}" for t, n in manifest["rows"].items()))

@@ -49,6 +49,18 @@ def test_a_missing_catalog_stops_before_the_fit_and_deletes_nothing(store_copy: 
     assert code == 0, err
 
 
+def test_a_copied_store_shows_where_its_releases_are(tmp_path: Path, built_store, cli) -> None:
+    """A store copied to the review server: ``releases show`` names the copy's folder, not the original's."""
+    import shutil
+
+    moved = tmp_path / "review-server" / "store"
+    shutil.copytree(built_store.root, moved)
+    code, out, err = cli("releases", "show", built_store.release_id, "--store", moved)
+    text = out.replace("\n", "")
+    assert code == 0, err
+    assert str(moved / "releases" / built_store.release_id) in text and str(built_store.root) not in text
+
+
 def test_a_rebuild_is_refused_on_an_intact_catalog(store_copy: Store, cli) -> None:
     code, _, err = cli("audit", "rebuild", "--store", store_copy.root)
     assert code == 2 and "nothing to rebuild" in err
