@@ -3,6 +3,7 @@ SYNTHMED_TEMP_DIR, removed when the process exits; bad settings are clear errors
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,22 @@ def test_the_budget_in_bytes_reads_units_as_duckdb_does(value: str, expected: in
     budget = connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]  # as DuckDB holds it, e.g. 11.7 GiB
     number, unit = budget.split()
     assert abs(float(number) * {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit] - spill.memory_limit_bytes()) < 0.01 * total
+
+
+def test_a_killed_process_leaves_its_spill_folder_to_the_next_one(tmp_path: Path) -> None:
+    """SIGKILL skips the exit hook that removes a process's spill folder (spilled real rows); the next synthmed
+    process removes the folders of processes that are gone, and leaves a running process's and unknown ones."""
+    env = {**os.environ, "SYNTHMED_TEMP_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    killed = ("import os, signal\nfrom synth.load import connect\ncon = connect()\n"
+              "con.execute('SELECT 1')\nos.kill(os.getpid(), signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", killed], env=env, cwd=REPO, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith("synthmed-duckdb-")  # what the hook would have removed
+    running = tmp_path / f"synthmed-duckdb-{os.getpid()}-abc123"  # this test's own process: alive
+    legacy = tmp_path / "synthmed-duckdb-k3j2h1"  # no process id in the name
+    running.mkdir()
+    legacy.mkdir()
+    nxt = "from synth.load import connect\nconnect().execute('SELECT 1')"
+    subprocess.run([sys.executable, "-c", nxt], env=env, cwd=REPO, timeout=120, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, legacy.name])
