@@ -471,7 +471,6 @@ def _violations(
         if len(rows) > len(child):  # only the rows the checked rows reach: the joins read no other (a few candidates
             rows = rows[rows[key].isin(child[fk].dropna().unique())]  # against a whole batch's claims and patients)
         views[parent] = child = rows
-    needed = set(views)
     try:
         for name, view in views.items():
             con.register(f"__f_{name}", view)
@@ -493,7 +492,7 @@ def _violations(
         if own:
             con.close()
         else:
-            for name in needed:
+            for name in views:
                 con.unregister(f"__f_{name}")
 
 
