@@ -11,8 +11,10 @@ With ``min_patients=k`` a generator never emits such a value: it is replaced by 
    -> ``C09AA`` -> ``C09A`` -> ``C09``), the first one whose *group* (codes that start with it) is held by
    ``k`` patients and that matches the column's pattern or vocabulary (SNOMED, RxNorm, LOINC, NDC, HCPCS
    and DRG numbers have no parent in their prefix: RxNorm ``1049625`` is not a kind of ``10496``);
-2. else (categories, or no valid parent) a missing value where the column may be missing, else the
-   column's most frequent value (valid for the vocabulary by construction).
+2. else (categories, or no valid parent) the column's most frequent common value (valid for the vocabulary by
+   construction), or a missing value where the column may be missing and training rows miss it at least as
+   often: the stand-in goes where training already has the most rows, so it stands out least (a race or a
+   city blank in a column that is never blank in training told a detector every synthetic patient apart).
 
 Columns are those the rare-code metric reads (``code`` columns and ``sensitive`` or ``quasi_identifier``
 categorical ones) plus every other categorical column and every ``text`` column that is not a direct
@@ -118,6 +120,14 @@ def _numbers(values: pd.Index) -> list[Any]:
     return [v for v, ok in zip(values, np.isfinite(parsed)) if ok]
 
 
+def _rows(frame: pd.DataFrame, cols: list[Column], value: Any) -> int:
+    """Training cells of a unit holding ``value`` (None: missing cells)."""
+    present = [frame[c.name] for c in cols if c.name in frame]
+    if value is None:
+        return sum(int(v.isna().sum()) for v in present)
+    return sum(int((v.astype(object) == value).sum()) for v in present)
+
+
 def _units(schema: Schema) -> list[tuple[str, list[Column]]]:
     """(table, member columns) of every categorical, code or text column (not a direct identifier), groups as one
     unit, reference tables out."""
@@ -168,9 +178,10 @@ def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareMod
             prefixes = text.merge(ladders, on="v")[["p", "prefix"]].drop_duplicates()
             counts = prefixes.groupby("prefix", sort=False)["p"].nunique()
             unit.common_prefixes = set(counts.index[counts >= k])
-        if not unit.nullable:
-            counts = pairs.groupby("v", sort=False).size().reindex(fallback_from) if fallback_from else pd.Series(dtype=float)
-            unit.fallback = counts.idxmax() if len(counts) else (held.idxmax() if len(held) else None)
+        counts = pairs.groupby("v", sort=False).size().reindex(fallback_from) if fallback_from else pd.Series(dtype=float)
+        top = counts.idxmax() if len(counts) else (held.idxmax() if len(held) else None)
+        if not unit.nullable or (len(counts) and _rows(frames[table], cols, top) > _rows(frames[table], cols, None)):
+            unit.fallback = top  # a nullable column never takes a rare value: with no common value it goes missing
         model.units.append(unit)
     return model
 

@@ -113,7 +113,10 @@ def test_synthea_direct_identifiers_are_dropped_or_hashed() -> None:
     patients = synthea.table("patients")
     for name in ["PREFIX", "FIRST", "MIDDLE", "LAST", "SUFFIX", "MAIDEN", "SSN", "DRIVERS", "PASSPORT", "ADDRESS", "LAT", "LON"]:
         assert patients.columns[name].pseudonymisation == "drop", name
-    for name in ["BIRTHDATE", "GENDER", "RACE", "ETHNICITY", "MARITAL", "CITY", "COUNTY", "ZIP", "FIPS"]:
+    # places below the state are identifiers under HIPAA's Safe Harbor method: dropped, never released
+    for name in ["BIRTHPLACE", "CITY", "COUNTY", "FIPS", "ZIP"]:
+        assert patients.columns[name].pseudonymisation == "drop", name
+    for name in ["BIRTHDATE", "GENDER", "RACE", "ETHNICITY", "MARITAL", "STATE"]:
         assert patients.columns[name].privacy == "quasi_identifier", name
     assert synthea.table("claims_transactions").columns["PATIENTINSURANCEID"].pseudonymisation == "hmac"
 

@@ -474,7 +474,7 @@ def test_min_patients_keeps_a_rare_codes_description_out_too(rare_values: str, c
 def test_min_patients_keeps_readings_in_a_text_column_and_holds_its_labels() -> None:
     """A text column of readings and labels (Synthea's observation VALUE): a number held by one patient is a
     quantity and stays (a rule says a numeric observation's value is a number); a rare label is replaced by the
-    most frequent common label, never by a reading."""
+    most frequent common label, never by a reading, or by a blank where training is blank more often."""
     from synth.generators.rare import fit_rare
 
     schema = parse_schema(CODED, source="<test>")
@@ -487,8 +487,17 @@ def test_min_patients_keeps_readings_in_a_text_column_and_holds_its_labels() -> 
     out, replaced = model.apply(frames)
     got = dict(zip(values, out["events"]["description"]))
     assert all(got[v] == v for v in values[:30]) and got["-3"] == "-3"  # readings held by one patient each stay
-    assert got["rare finding"] is None and got["nan"] is None and got["inf"] is None  # nullable: rare labels go
+    # nullable but never missing in training: a blank would stand out, the most frequent common label stands in
+    assert got["rare finding"] == got["nan"] == got["inf"] == "Never smoker"
     assert replaced == 3
+    blank = pd.DataFrame({"pid": [f"b{i}" for i in range(25)], "at": pd.Timestamp("2020-01-01"), "code": "100001",
+                          "description": None})  # training blank on 25 rows, more than "Never smoker"'s 20
+    more = {"patients": pd.concat([patients, blank[["pid"]].assign(sex="F", city="c1", expenses=1.0)]),
+            "events": pd.concat([events, blank], ignore_index=True)}
+    out, _ = fit_rare(schema, more, 5).apply(frames)
+    got = dict(zip(values, out["events"]["description"]))
+    assert got["rare finding"] is None and got["nan"] is None and got["36.0"] == "36.0"  # there a blank stands in
+    assert got["Never smoker"] == "Never smoker"
     required = parse_schema(CODED.replace("privacy: sensitive}", "privacy: sensitive, nullable: false}"), source="<test>")
     out, _ = fit_rare(required, frames, 5).apply(frames)  # not nullable: the most frequent common label stands in
     got = dict(zip(values, out["events"]["description"]))
