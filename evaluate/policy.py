@@ -211,6 +211,32 @@ def statistic(result: MetricResult, name: str) -> tuple[float | None, str | None
     return (attack - base if name == "excess_over_baseline" else base - attack), None
 
 
+def _uncertainty(result: MetricResult, name: str) -> str:
+    """How sure an excess over a baseline is, where both are shares of counted patients: the 95% interval of the
+    difference (Newcombe's hybrid score method over two Wilson intervals). On a small cohort a reviewer sees that
+    the finding may be the baseline's noise (Synthea: 19 holdout patients, baseline share 0.53 +- 0.2)."""
+    if name not in ("excess_over_baseline", "deficit_from_baseline"):
+        return ""
+    rates = next((d for d in result.details if d.get("kind") == "rates"), None)
+    try:
+        p1, n1 = float(rates["attack_rate"]), int(rates["n_synthetic"])  # type: ignore[index]
+        p2, n2 = float(rates["baseline_rate"]), int(rates["n_holdout"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return ""
+    if not (0.0 <= p1 <= 1.0 and 0.0 <= p2 <= 1.0) or n1 < 1 or n2 < 1:
+        return ""
+    from evaluate.privacy.stats import wilson_interval
+
+    a, b = wilson_interval(p1 * n1, n1), wilson_interval(p2 * n2, n2)
+    d = p1 - p2
+    lo = d - math.sqrt((p1 - a.low) ** 2 + (b.high - p2) ** 2)
+    hi = d + math.sqrt((a.high - p1) ** 2 + (p2 - b.low) ** 2)
+    if name == "deficit_from_baseline":
+        d, lo, hi = -d, -hi, -lo
+    return (f"; {p1:.3g} of {n1} synthetic against {p2:.3g} of {n2} holdout patients, "
+            f"95% interval of the difference {lo:.2f} to {hi:.2f}")
+
+
 def _required_note(rule: Rule, release: bool) -> str:
     if rule.required_for(release):
         return "; the policy requires this result" + (" when a release is evaluated" if rule.required == "release" else "")
@@ -234,7 +260,7 @@ def _judge(rule: Rule, result: MetricResult, release: bool = False) -> MetricVer
             continue
         if (side == "above" and observed > threshold) or (side == "below" and observed < threshold):
             reason = (f"{result.name}: {rule.statistic} {observed:.4g} is {side} the {status} threshold {threshold:g}"
-                      + (f" ({rule.why})" if rule.why else ""))
+                      + (f" ({rule.why})" if rule.why else "") + _uncertainty(result, rule.statistic))
             return MetricVerdict(result.name, status, rule.statistic, observed, threshold, side, rule.metric, reason)
     return MetricVerdict(result.name, "pass", rule.statistic, observed, None, None, rule.metric,
                          f"{result.name}: {rule.statistic} {observed:.4g} within thresholds")

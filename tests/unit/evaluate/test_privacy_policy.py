@@ -144,3 +144,24 @@ def test_a_skipped_audit_is_listed_as_not_checked_beside_a_low_verdict() -> None
     # results the evaluation did not ask for share one line, after the findings
     assert sum(r.endswith("(not in the evaluation)") for r in verdict.reasons) == 1
     assert "canary audit" in next(r.why for r in policy.rules if r.metric == "privacy.epsilon_lower_bound")
+
+
+def test_an_excess_over_a_baseline_of_counted_patients_carries_its_interval() -> None:
+    """A warning on a share of synthetic vs holdout patients says how sure it is: the 95% interval of the difference
+    by Newcombe's hybrid score method (his 1998 worked example, 56/70 vs 48/80: 0.0524 to 0.3339), so a reviewer of
+    a small cohort sees when the baseline alone could explain the finding. Only the verdict's words change."""
+    rates = {"kind": "rates", "attack_rate": 56 / 70, "baseline_rate": 48 / 80, "n_synthetic": 70, "n_holdout": 80}
+    result = MetricResult(name="privacy.k_anonymity.small_class_share", family="privacy", value=56 / 70,
+                          goal="minimize", details=(rates,))
+    verdict = apply_policy(EvaluationResult((result,), seed=0), load_policy())
+    reason = next(r for r in verdict.reasons if r.startswith("privacy.k_anonymity.small_class_share"))
+    assert "is above the fail threshold 0.15" in reason
+    assert "0.8 of 70 synthetic against 0.6 of 80 holdout patients, 95% interval of the difference 0.05 to 0.33" in reason
+    small = {**rates, "attack_rate": 0.622, "baseline_rate": 10 / 19, "n_synthetic": 119, "n_holdout": 19}
+    verdict = apply_policy(EvaluationResult((MetricResult(name=result.name, family="privacy", value=0.622,
+                                                          goal="minimize", details=(small,)),), seed=0), load_policy())
+    reason = next(r for r in verdict.reasons if r.startswith(result.name))
+    assert "warn threshold" in reason and "interval of the difference -0.1" in reason  # crosses zero: could be noise
+    plain = apply_policy(EvaluationResult((_result("privacy.exact_copies", 0.4, baseline=0.0, attack=0.4),), seed=0),
+                         load_policy())
+    assert not any("interval of the difference" in r for r in plain.reasons)  # no counts, no interval
