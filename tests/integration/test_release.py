@@ -275,3 +275,36 @@ def test_gaussian_copula_cohort_on_synthea_validates(shared_datasets: Path) -> N
         f"WHERE f.PATIENT = c.PATIENT AND CAST(f.START AS DATE) <= c.START)"
     ).fetchall()[0][0]
     assert late == 0
+
+
+def test_synthea_places_below_the_state_never_reach_a_release(shared_datasets: Path, tmp_path: Path) -> None:
+    """The built-in Synthea schema drops a patient's town of birth, city, county, FIPS and ZIP (HIPAA Safe Harbor's
+    geography). The adversary is the leakiest generator there is: ``copy`` replays training rows verbatim, with the
+    replicated-uniques guard off. Its release still holds none of them: the columns are empty, and no real patient's
+    place appears in any cell of a patient table."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from synth.release import Store
+
+    source = shared_datasets / "synthea" / "sample_22p_2023"
+    raw = pd.read_csv(source / "patients.csv.gz", dtype=str)
+    places = {"BIRTHPLACE", "CITY", "COUNTY", "FIPS", "ZIP"} & set(raw.columns)
+    assert {"CITY", "ZIP", "COUNTY", "BIRTHPLACE"} <= places
+    real = {v for c in places for v in raw[c].dropna() if v.strip()} - {"00000"}
+    assert real  # the source holds real places to leak
+    schema = load_schema("synthea")
+    store = Store(tmp_path / "store")
+    info = release(schema, source, generator="copy", store=store, allow_unsafe=True, secret=SECRET.encode(),
+                   remove_uniques=False, n_patients=10)
+    folder = store.release_dir(info.release_id)
+    patients = pq.read_table(folder / "patients.parquet").to_pandas()
+    assert len(patients) == 10 and patients["STATE"].notna().all()  # the state, a quasi-identifier, is kept
+    for col in places & set(patients.columns):
+        assert patients[col].isna().all(), col
+    for table in schema.tables.values():
+        if table.reference:
+            continue  # organizations, providers, payers: places of institutions, released as they are
+        frame = pq.read_table(folder / f"{table.name}.parquet").to_pandas()
+        cells = {str(v) for col in frame.columns if frame[col].dtype == object for v in frame[col].dropna()}
+        assert not cells & real, (table.name, sorted(cells & real)[:3])
