@@ -15,6 +15,8 @@ With ``min_patients=k`` a generator never emits such a value: it is replaced by 
    construction), or a missing value where the column may be missing and training rows miss it at least as
    often: the stand-in goes where training already has the most rows, so it stands out least (a race or a
    city blank in a column that is never blank in training told a detector every synthetic patient apart).
+   A column that may not be missing and has no common value at all (where some value would need a stand-in)
+   is refused at fit with an error naming it: every value it could emit points at fewer than ``k`` patients.
 
 Columns are those the rare-code metric reads (``code`` columns and ``sensitive`` or ``quasi_identifier``
 categorical ones) plus every other categorical column and every ``text`` column that is not a direct
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas.model import Column, Schema
+from synth.errors import GeneratorError
 from synth.generators.links import patient_keys
 
 MIN_PREFIX = 3
@@ -179,9 +182,16 @@ def fit_rare(schema: Schema, frames: dict[str, pd.DataFrame], k: int) -> RareMod
             counts = prefixes.groupby("prefix", sort=False)["p"].nunique()
             unit.common_prefixes = set(counts.index[counts >= k])
         counts = pairs.groupby("v", sort=False).size().reindex(fallback_from) if fallback_from else pd.Series(dtype=float)
-        top = counts.idxmax() if len(counts) else (held.idxmax() if len(held) else None)
-        if not unit.nullable or (len(counts) and _rows(frames[table], cols, top) > _rows(frames[table], cols, None)):
-            unit.fallback = top  # a nullable column never takes a rare value: with no common value it goes missing
+        if not unit.nullable and not len(counts) and any(unit.replacement(v) is None for v in held.index):
+            raise GeneratorError(
+                f"min_patients={k}: no value of {table}.{', '.join(unit.columns)} is held by {k} or more training "
+                f"patients (the most held, {held.max()} patients), and the column may not be missing, so a rare value "
+                "would have nothing to stand in for it; lower min_patients or let the column be missing (nullable) "
+                "in the schema"
+            )
+        unit.cache.clear()
+        if len(counts) and (not unit.nullable or _rows(frames[table], cols, counts.idxmax()) > _rows(frames[table], cols, None)):
+            unit.fallback = counts.idxmax()  # never a rare value: with no common value a nullable column goes missing
         model.units.append(unit)
     return model
 

@@ -235,6 +235,34 @@ tables:
     assert out["patients"]["rx"].tolist() == ["313782"] * 5
 
 
+def test_min_patients_refuses_a_required_column_with_no_common_value() -> None:
+    """A column that may not be missing and whose every value is held by fewer than K patients has no stand-in: the
+    old code emitted its most held value (2 patients here), a rare value, on every row. Now the fit is refused, and
+    the error names the column, K and the most held count; nullable, the same column goes missing instead. A code
+    whose rare values all climb to a common parent needs no stand-in and is accepted."""
+    from synth.generators.rare import fit_rare
+
+    text = """
+name: mini_required
+patient: {table: patients, column: pid}
+tables:
+  patients:
+    primary_key: pid
+    columns:
+      pid: {type: id, privacy: direct_identifier, nullable: false}
+      site: {type: categorical, nullable: false}
+      dx: {type: code, vocabulary: ICD10, nullable: false}
+"""
+    frame = pd.DataFrame({"pid": np.arange(12), "site": [f"s{i // 2}" for i in range(12)],
+                          "dx": [f"E11.{i % 9}" for i in range(12)]})  # six sites of 2 patients; one E11 group of 12
+    with pytest.raises(GeneratorError, match=r"min_patients=5: no value of patients.site is held by 5 or more .*most held, 2"):
+        fit_rare(parse_schema(text, source="<test>"), {"patients": frame}, 5)
+    nullable = parse_schema(text.replace("site: {type: categorical, nullable: false}", "site: {type: categorical}"),
+                            source="<test>")
+    out, _ = fit_rare(nullable, {"patients": frame}, 5).apply({"patients": frame})
+    assert out["patients"]["site"].isna().all() and set(out["patients"]["dx"]) == {"E11"}
+
+
 @pytest.fixture(scope="module")
 def kr_with_rare():
     """The small population with one code planted on a single training patient (a rare disease)."""
