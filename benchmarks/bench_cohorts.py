@@ -4,7 +4,10 @@
     .venv/bin/python benchmarks/bench_cohorts.py --datasets demo --generators cart --no-peer    # one quick case
 
 Populations (each split by patient, seed 0; every model sees the train side only and samples as many
-patients as train holds):
+patients as train holds, and never fewer than mostlyai-qa judges: it scores an event table only where at least
+100 synthetic patients have rows in it (its ``report`` returns no metrics otherwise), so the cohort is sized
+by ``sample_size`` to expect that in every event table with 15% to spare, which only Synthea's 93 training
+patients need: 119 synthetic patients):
 
 * ``demo``: the simulated kr_claims population cut to patients + claims (5,000 patients, 40% holdout:
   about 3,000 training patients, as in the issue);
@@ -26,7 +29,8 @@ or before the event): the minimum to load it; its rule violations are left as th
 
 Judges: ``synthmed evaluate`` in folder mode (every metric; the shadow-model attack is off for every
 generator, since the peer cannot be refitted by our attack) and mostlyai-qa's overall accuracy (mean
-over the event tables, patients as context). Times are whole processes (interpreter start, imports,
+over the event tables, patients as context; an event table qa declines to score, with the sizes it found, goes
+to the JSON as ``qa.not_judged`` and the table says how many were scored). Times are whole processes (interpreter start, imports,
 reading the train folder, fit, sample, writing), wall seconds; the machine's load average is printed.
 Writes ``benchmarks/results/cohorts.json``, ``cohorts.md`` (the table) and ``cohorts.svg`` (the plot);
 ``--merge`` keeps the rows of the existing JSON that this run does not redo (same dataset and label), e.g. the
@@ -51,6 +55,8 @@ PEER_PY = REPO / ".venv-mostly" / "bin" / "python"
 RESULTS = REPO / "benchmarks" / "results"
 
 DATASETS = ("demo", "desynpuf", "synthea")
+QA_MIN_SYNTHETIC = 100  # mostlyai-qa's report returns no metrics with fewer synthetic patients having rows in the event table
+QA_SPARE = 1.15
 TARGETS = {"demo": "claims.care_type", "desynpuf": "beneficiary_summary.SP_CHF", "synthea": "encounters.ENCOUNTERCLASS"}
 SYNTHEA_TABLES = ("patients", "encounters", "conditions", "medications", "procedures", "immunizations")
 COLUMNS = (
@@ -148,9 +154,38 @@ def prepare(dataset: str, work: Path) -> dict[str, Any]:
     assert SHARED not in folder.parents, "the benchmark never writes into ../shared"
     train.write(folder / "train")
     hold.write(folder / "holdout")
-    info = {"n_train": record.n_train, "n_holdout": record.n_holdout, "train_rows": train.row_counts()}
+    with_rows = _patients_with_rows(schema, folder / "train")
+    info = {"n_train": record.n_train, "n_holdout": record.n_holdout, "train_rows": train.row_counts(),
+            "train_patients_with_rows": with_rows, "n_sample": sample_size(record.n_train, with_rows)}
     (folder / "info.json").write_text(json.dumps(info))
     return info
+
+
+def _patients_with_rows(schema: Any, train: Path) -> dict[str, int]:
+    """How many training patients have at least one row in each event table."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out = {}
+    for name in schema.tables:
+        key = schema.patient_column_of(name)
+        if name != schema.patient.table and key is not None:
+            out[name] = len(pc.unique(pq.read_table(train / f"{name}.parquet", columns=[key]).column(key).drop_null()))
+    return out
+
+
+def sample_size(n_train: int, patients_with_rows: dict[str, int]) -> int:
+    """Patients to sample: as many as train holds, and enough that every event table, at the share of training
+    patients with rows in it, is expected to reach mostlyai-qa's minimum of synthetic patients with 15% to spare."""
+    import math
+
+    shares = [k / n_train for k in patients_with_rows.values() if k > 0 and n_train > 0]
+    return max(n_train, math.ceil(QA_MIN_SYNTHETIC * QA_SPARE / min(shares))) if shares else n_train
+
+
+def _n_sample(folder: Path) -> int:
+    info = json.loads((folder / "info.json").read_text())
+    return info.get("n_sample", info["n_train"])
 
 
 # ----------------------------------------------------------------------------------------- our generators
@@ -168,7 +203,7 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     folder = Path(spec["folder"])
     schema = load_schema_file(folder / "schema.yaml")
     train = load_dataset(schema, folder / "train", namespace="train")
-    n = json.loads((folder / "info.json").read_text())["n_train"]
+    n = _n_sample(folder)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     generator = get_generator(spec["generator"], **spec.get("params", {}))
     t = time.perf_counter()
@@ -236,7 +271,7 @@ def run_peer(folder: Path, out: Path, minutes: float, timeout: float) -> dict[st
         return {"error": ".venv-mostly missing (scripts/install --bench makes it)"}
     schema = load_schema_file(folder / "schema.yaml")
     subject, sequences = peer_spec(schema)
-    n = json.loads((folder / "info.json").read_text())["n_train"]
+    n = _n_sample(folder)
     raw = out.parent / (out.name + "-raw")
     spec = {"train_dir": str(folder / "train"), "out_dir": str(raw), "subject": subject, "sequences": sequences,
             "minutes": minutes, "n": n, "seed": 0}
@@ -339,11 +374,21 @@ def table(records: list[dict[str, Any]]) -> str:
         metrics = {**ev.get("metrics", {}), "fidelity": ev.get("fidelity")}
         cells = [rec["dataset"], rec["label"], _fmt(rec["run"].get("wall_s"), 0)]
         cells += [_fmt(metrics.get(key)) for _, key in COLUMNS]
-        cells += [_fmt(rec.get("qa", {}).get("mean")), ev.get("risk", "-")]
+        cells += [qa_cell(rec.get("qa", {})), ev.get("risk", "-")]
         if "error" in rec["run"]:
             cells[2] = "failed: " + rec["run"]["error"][:80]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def qa_cell(qa: dict[str, Any]) -> str:
+    """The mean accuracy over the event tables qa scored, with how many it scored where it declined some."""
+    if "error" in qa:
+        return "failed"
+    scored, declined = len(qa.get("accuracy", {})), len(qa.get("not_judged", {}))
+    if not scored:
+        return "not judged" if declined else "-"
+    return _fmt(qa.get("mean")) + (f" ({scored} of {scored + declined} tables)" if declined else "")
 
 
 PLOT_KEYS = (("fidelity", "fidelity"), ("detection.gbt", "fidelity.detection.gbt"), ("event gaps", "fidelity.event_gaps"),
@@ -429,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {ds}: {SHARED} not found", flush=True)
             continue
         info = prepare(ds, work)
-        print(f"[{ds}] {info['n_train']:,} training patients, {info['n_holdout']:,} holdout; rows {info['train_rows']}", flush=True)
+        print(f"[{ds}] {info['n_train']:,} training patients, {info['n_holdout']:,} holdout, {info['n_sample']:,} sampled; "
+              f"rows {info['train_rows']}", flush=True)
         cases: list[tuple[str, str, dict[str, Any]]] = []
         for spec in generator_specs(args.generators):
             name, _, raw = spec.partition(":")

@@ -3,7 +3,9 @@
 Runs in ``.venv-mostly``. For every (context table, event table) pair in ``SPEC`` it calls
 ``mostlyai.qa.report`` with train, holdout and synthetic data (the event table as the sequential target,
 the patient table as context) and keeps ``metrics.accuracy.overall``; prints one JSON line with each
-pair's accuracy and their mean.
+pair's accuracy and their mean. ``report`` returns no metrics when a side is too small (fewer than 100
+synthetic, 90 training or 10 holdout patients with rows in the event table): such a pair goes to
+``not_judged`` with the sizes found, and the mean is over the pairs scored (null where none was).
 
     .venv-mostly/bin/python benchmarks/peer_qa.py SPEC.json
 """
@@ -26,6 +28,7 @@ def main(spec_path: str) -> None:
     dirs = {k: Path(spec[k]) for k in ("train_dir", "holdout_dir", "synthetic_dir")}
     key = spec["key"]
     out: dict[str, float] = {}
+    declined: dict[str, str] = {}
 
     def read(kind: str, table: str, columns: list[str]) -> pd.DataFrame:
         frame = pd.read_parquet(dirs[kind] / f"{table}.parquet", columns=columns)
@@ -51,8 +54,16 @@ def main(spec_path: str) -> None:
                 ctx_primary_key=key, tgt_context_key=pair["context_key"], report_path=Path(tmp) / "report.html",
                 max_sample_size_embeddings=spec.get("max_embeddings", 2000),
             )
+        if metrics is None:  # qa's early exit: say what it saw
+            sizes = {k: len(set(ctx[k][key]) & set(tgt[k][pair["context_key"]].dropna())) for k in dirs}
+            declined[pair["table"]] = (
+                "qa.report returned no metrics; patients with rows: "
+                f"synthetic {sizes['synthetic_dir']} (qa needs 100), training {sizes['train_dir']} (90), "
+                f"holdout {sizes['holdout_dir']} (10)")
+            continue
         out[pair["table"]] = float(metrics.accuracy.overall)
-    print(json.dumps({"accuracy": out, "mean": sum(out.values()) / len(out)}))
+    mean = sum(out.values()) / len(out) if out else None
+    print(json.dumps({"accuracy": out, "mean": mean, **({"not_judged": declined} if declined else {})}))
 
 
 if __name__ == "__main__":
