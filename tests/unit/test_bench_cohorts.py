@@ -2,20 +2,13 @@
 table says when qa declined some."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_cohorts.py"
+from tests.benchmark_module import load_benchmark
 
 
 def _bench() -> object:
-    spec = importlib.util.spec_from_file_location("bench_cohorts", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_cohorts"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_cohorts")
 
 
 def test_sample_size_reaches_qas_minimum_in_every_event_table() -> None:

@@ -2,23 +2,16 @@
 ids kept unique across chunks and every child row pointing at a written parent."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scale.py"
+from tests.benchmark_module import load_benchmark
 
 
 def _bench() -> object:
-    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_scale"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_scale")
 
 
 def test_chunks_keep_ids_unique_and_children_attached(tmp_path: Path) -> None:
