@@ -2,8 +2,6 @@
 table says when qa declined some."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.benchmark_module import load_benchmark
 
 
