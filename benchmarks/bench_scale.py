@@ -93,8 +93,10 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_stage(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Run one ``synthmed`` process (own process group); status, wall seconds, peak tree RSS, stdout."""
+def run_stage(cmd: list[str], env: dict[str, str], timeout: float, log: Path | None = None) -> dict[str, Any]:
+    """Run one ``synthmed`` process (own process group); status, wall seconds, peak tree RSS, stdout.
+
+    The whole stderr is written to ``log`` when given (a failure's cause can be far above its last lines)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -118,6 +120,9 @@ def run_stage(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, 
     wall = time.perf_counter() - start
     stop.set()
     sampler.join()
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(err)
     return {"status": status, "wall": round(wall, 2), "peak_rss": peak[0], "stdout": out, "stderr": err[-3000:]}
 
 
@@ -153,7 +158,7 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
                    "--engine", engine, "--json", "--quiet"]
         else:
             cmd = commands[stage]
-        got = run_stage([*SYNTHMED, *cmd], env, timeout)
+        got = run_stage([*SYNTHMED, *cmd], env, timeout, log=work / "logs" / f"{engine}-{stage}.stderr")
         print(f"  {engine:6s} {stage:8s} {got['status']:>10s} {got['wall']:9.1f} s {got['peak_rss'] / 2**30:6.2f} GiB",
               flush=True)
         if got["status"] != "ok":
@@ -161,6 +166,7 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
         results[stage] = {k: v for k, v in got.items() if k not in ("stdout", "stderr")}
         if got["status"] != "ok":
             results[stage]["error_tail"] = got["stderr"][-800:]
+            results[stage]["stderr_log"] = str(work / "logs" / f"{engine}-{stage}.stderr")
     return results
 
 

@@ -252,11 +252,17 @@ class SparkConnection:
         if self._interrupted.is_set():
             self._interrupted.clear()
             return SparkInterrupted("the Spark jobs were cancelled")
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        if lines and lines[0].startswith("An error occurred while calling"):
+            lines = [line.lstrip(": ") for line in lines[1:]] or lines  # a JVM exception: its message, not py4j's
+        causes = [line for line in lines if line.startswith("Caused by:")]
         first = lines[0] if lines else type(exc).__name__
         if "Python worker" in first and len(lines) > 1:
-            first += " " + lines[-1].strip()  # the Python error itself
-        return SparkQueryError(f"{first} (Spark SQL: {spark_sql[:300]})")
+            first += " " + lines[-1]  # the Python error itself
+        elif causes and causes[-1] not in first:
+            first += f" ({causes[-1]})"  # the root cause, far below in a JVM stack trace
+        where = f" (Spark SQL: {spark_sql[:300]})" if spark_sql else ""
+        return SparkQueryError(first + where)
 
     def _collect(self, action: Callable[[], Any]) -> Any:
         from py4j.protocol import Py4JJavaError
@@ -413,7 +419,10 @@ def stage_table(con: SparkConnection, qualified: str, name: str) -> dict[str, st
 def write_parquet_folder(con: SparkConnection, namespace: str, table: str, columns: Sequence[str], path: Path) -> None:
     """A table as a Parquet folder of part files (``<table>.parquet/part-*.parquet``), written by the executors."""
     frame = con.frame(namespace, table).select(*columns)
-    frame.write.mode("errorifexists").parquet(str(path))
+    try:
+        con._collect(lambda: frame.write.mode("errorifexists").parquet(str(path)))  # one line, not a JVM trace
+    except SparkQueryError as exc:
+        raise SparkQueryError(f"writing table {table} to {path} failed: {exc}") from None
 
 
 def table_names(prefix: str, tables: Iterator[str]) -> dict[str, str]:

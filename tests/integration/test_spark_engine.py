@@ -265,3 +265,23 @@ def test_spearman_above_the_sample_size_runs_on_a_seeded_sample(spark: Any, monk
     assert first != exact  # it is a sample, not all rows
     assert abs(first - exact) < 0.05 and abs(first - sampled_duck) < 0.07
 
+
+
+def test_a_failed_spark_write_is_one_line_with_its_cause(spark: Any, tmp_path: Path) -> None:
+    """A write the JVM cannot do (its folder's parent is a file) reaches the user as one line saying why, not py4j's
+    "An error occurred while calling" over a Java stack trace (a 10M-claim prepare once ended on such a trace, its
+    cause scrolled away)."""
+    from synth.engine.spark import SparkConnection, SparkQueryError, write_parquet_folder
+
+    con = SparkConnection(spark)
+    con.register("written__t", pa.table({"a": [1, 2, 3]}))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SparkQueryError) as caught:
+        write_parquet_folder(con, "written", "t", ["a"], blocker / "t.parquet")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "An error occurred while calling" not in message
+    assert "a-file" in message and "table t " in message  # the path and table at fault
+    write_parquet_folder(con, "written", "t", ["a"], tmp_path / "ok.parquet")  # the same call where it can write
+    assert pq.read_table(tmp_path / "ok.parquet").num_rows == 3
