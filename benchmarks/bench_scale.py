@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stages to run (default all); a later stage alone reuses the earlier stages' outputs under --work")
     args = parser.parse_args(argv)
 
-    env = {**os.environ, "SYNTHMED_SECRET": SECRET, "SYNTHMED_SPARK_MASTER": os.environ.get("SYNTHMED_SPARK_MASTER", "local[2]"),
-           "SYNTHMED_SPARK_DRIVER_MEMORY": os.environ.get("SYNTHMED_SPARK_DRIVER_MEMORY", "4g")}
+    env = {**os.environ, "SYNTHMED_SECRET": SECRET, "SYNTHMED_SPARK_MASTER": os.environ.get("SYNTHMED_SPARK_MASTER", "local[2]")}
+    sys.path.insert(0, str(REPO))
+    from synth.engine.spark import driver_memory  # synthmed's own default unless SYNTHMED_SPARK_DRIVER_MEMORY is set
     env.pop("SYNTHMED_STORE", None)
     rows_out: list[dict[str, Any]] = []
     for rows in args.rows:
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_only:
         return 0
     setup = {"cores": os.cpu_count(), "spark_master": env["SYNTHMED_SPARK_MASTER"],
-             "spark_driver_memory": env["SYNTHMED_SPARK_DRIVER_MEMORY"], "timeout_s": args.timeout,
+             "spark_driver_memory": driver_memory(env["SYNTHMED_SPARK_MASTER"]), "timeout_s": args.timeout,
              "duckdb_memory_limit": env.get("SYNTHMED_MEMORY_LIMIT", "half of RAM (synth.spill)")}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "scale.json").write_text(json.dumps({"setup": setup, "results": rows_out}, indent=1))

@@ -67,13 +67,29 @@ def session(master: str | None = None) -> Any:
         "spark.sql.shuffle.partitions": os.environ.get("SYNTHMED_SPARK_PARTITIONS", "8"),
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        "spark.driver.memory": os.environ.get("SYNTHMED_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.memory": driver_memory(wanted or (LOCAL_MASTER if "PYSPARK_GATEWAY_PORT" not in os.environ else None)),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("OFF")  # every failure reaches the caller as an exception; none is printed
     return spark
+
+
+def driver_memory(master: str | None) -> str:
+    """``spark.driver.memory``: ``SYNTHMED_SPARK_DRIVER_MEMORY``, else half the machine in local mode, else 2g.
+
+    In local mode the driver's heap is every executor's too: it holds the persisted tables and the shuffles. At
+    2g (4g too), a 10M-claim ``prepare`` died of "Java heap space" after 25 minutes; half of the machine matches
+    DuckDB's default budget (``synth.spill.memory_limit``). On a cluster the executors have their own memory.
+    """
+    given = os.environ.get("SYNTHMED_SPARK_DRIVER_MEMORY")
+    if given:
+        return given
+    if master is not None and master.startswith("local"):
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return f"{max(total // 2 // 2**20, 1024)}m"
+    return "2g"
 
 
 CACHED_ROWS = 10_000

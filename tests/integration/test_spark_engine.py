@@ -285,3 +285,19 @@ def test_a_failed_spark_write_is_one_line_with_its_cause(spark: Any, tmp_path: P
     assert "a-file" in message and "table t " in message  # the path and table at fault
     write_parquet_folder(con, "written", "t", ["a"], tmp_path / "ok.parquet")  # the same call where it can write
     assert pq.read_table(tmp_path / "ok.parquet").num_rows == 3
+
+
+def test_local_mode_gives_the_driver_half_the_machine(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In local mode the driver's heap caches every table and shuffle: at Spark's 2g (and 4g), a 10M-claim prepare
+    died of "Java heap space". The default is half the machine there (as DuckDB's budget), 2g on a cluster, and
+    ``SYNTHMED_SPARK_DRIVER_MEMORY`` wins everywhere; the session this module runs on got the local default."""
+    from synth.engine.spark import driver_memory
+
+    half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2 // 2**20
+    if not os.environ.get("SYNTHMED_SPARK_DRIVER_MEMORY"):
+        assert spark.sparkContext.getConf().get("spark.driver.memory") == f"{half}m"
+    monkeypatch.delenv("SYNTHMED_SPARK_DRIVER_MEMORY", raising=False)
+    assert driver_memory("local[2]") == driver_memory("local[*]") == f"{half}m"
+    assert driver_memory("spark://127.0.0.1:7077") == "2g"
+    monkeypatch.setenv("SYNTHMED_SPARK_DRIVER_MEMORY", "6g")
+    assert driver_memory("local[2]") == driver_memory("spark://127.0.0.1:7077") == "6g"
