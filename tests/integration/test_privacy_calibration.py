@@ -15,8 +15,6 @@
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +25,9 @@ from evaluate.policy import apply_policy, load_policy
 from evaluate.result import EvaluationResult
 from evaluate.runner import run_metrics
 from synth.load import connect, read_dataset
+from tests.benchmark_module import load_benchmark
 from tests.unit.evaluate.test_privacy_helpers import ExactCopyGenerator, load_parts
 
-REPO = Path(__file__).resolve().parents[2]
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 SYNPUF = DATASETS / "desynpuf"
 ATTACKS = ("distance", "domias", "shadow")
@@ -151,17 +149,9 @@ def test_synpuf_copy_is_flagged() -> None:
     assert _value(result, "privacy.exact_copies") == 1.0
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_privacy", REPO / "benchmarks" / "bench_privacy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_our_risks_lie_within_anonymeters_confidence_intervals(population, tmp_path: Path) -> None:
-    bench = _bench()
+    bench = load_benchmark("bench_privacy")
     if bench.anonymeter_python() is None:
         pytest.skip(
             f"anonymeter pins numpy < 1.27 and lives in its own environment, absent here ({bench.ANONYMETER_VENV}); "
@@ -173,20 +163,11 @@ def test_our_risks_lie_within_anonymeters_confidence_intervals(population, tmp_p
         assert low - 0.02 <= row["ours"] <= high + 0.02, (attack, row)
 
 
-def _calibration():
-    spec = importlib.util.spec_from_file_location("calibrate_privacy", REPO / "benchmarks" / "calibrate_privacy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("calibrate_privacy", module)  # its dataclasses look their module up there
-    spec.loader.exec_module(sys.modules["calibrate_privacy"])
-    return sys.modules["calibrate_privacy"]
-
-
 @pytest.fixture(scope="module")
 def harness():
     if not SYNPUF.is_dir():
         pytest.skip(f"the calibration harness needs the DE-SynPUF samples at {SYNPUF} (absent here)")
-    cal = _calibration()
+    cal = load_benchmark("calibrate_privacy")
     pops = cal.Populations(SYNPUF)
     # 1,600 training and 400 holdout patients (80/20, disjoint samples), 1,600 synthetic patients per case
     return cal, pops, cal.prepare_run(pops, 0, n_train=1600, n_holdout=400)

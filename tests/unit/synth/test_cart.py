@@ -543,3 +543,71 @@ def test_cart_derives_no_column_from_one_whose_values_are_all_different(coded_tr
     syn = generator.sample(200, seed=3)
     syn = syn.con.execute(f"SELECT {cols} FROM {syn.sql_name('patients')}").df()
     assert syn.merge(real.drop_duplicates(), how="inner").shape[0] < 0.5 * len(syn)
+
+
+def _one_heavy_emr(n: int, seed: int) -> dict[str, pd.DataFrame]:
+    """The mini EMR plus two patients with 150 admissions of 5 events each: a tail of 2% of the patients holding
+    about a third of the events (Synthea's ma_112p: one patient of 93 holds 709 of 3,285 medications)."""
+    frames = _mini_emr(n, seed)
+    adms, evs = [frames["admissions"]], [frames["events"]]
+    for h in range(2):
+        pid = f"p{h}"
+        t = pd.Timestamp("2015-01-01")
+        rows = [{"aid": f"h{h}_{a}", "pid": pid, "admit": t + pd.Timedelta(days=2 * a),
+                 "discharge": t + pd.Timedelta(days=2 * a + 1), "ward": "med"} for a in range(150)]
+        adms.append(pd.DataFrame(rows))
+        evs.append(pd.DataFrame([{"pid": pid, "aid": r["aid"], "at": r["admit"] + pd.Timedelta(hours=e), "kind": "lab",
+                                  "code": "A10.0"} for r in rows for e in range(5)]))
+    return {"patients": frames["patients"], "admissions": pd.concat(adms, ignore_index=True),
+            "events": pd.concat(evs, ignore_index=True)}
+
+
+def test_a_tail_the_cohort_did_not_draw_is_not_spread_over_its_other_patients() -> None:
+    """Events per patient (a table below the patient's children): the bulk keeps training's shape whether or not the
+    cohort drew one of the two heavy patients. Before, the cohort's events were calibrated to training's mean,
+    which the tail carries, so a cohort without the tail pushed its light patients up (62% at or under training's
+    78% point on Synthea). A patient's events also stay within what its admissions held in training (at most
+    training's largest events per admission of any patient), where a draw once gave 709 medications to 41
+    encounters."""
+    schema = parse_schema(EMR, source="<test>")
+    dataset, report = frames_to_dataset(schema, _one_heavy_emr(120, 7))
+    assert report.ok, report.render()
+    train, _holdout, _ = split_patients(dataset, seed=0)
+    held = {r[0] for r in train.con.execute(f"SELECT pid FROM {train.sql_name('patients')}").fetchall()}
+    assert {"p0", "p1"} <= held  # both heavy patients are in training
+    generator = get_generator("cart").fit(train)
+
+    def per_patient(ds) -> pd.DataFrame:
+        return ds.con.execute(
+            f"SELECT coalesce(e.n, 0) AS events, coalesce(a.n, 0) AS admissions FROM {ds.sql_name('patients')} p "
+            f"LEFT JOIN (SELECT pid, count(*) AS n FROM {ds.sql_name('events')} GROUP BY pid) e USING (pid) "
+            f"LEFT JOIN (SELECT pid, count(*) AS n FROM {ds.sql_name('admissions')} GROUP BY pid) a USING (pid)"
+        ).df()
+
+    real = per_patient(train)
+    bulk = float(real["events"].quantile(0.5))
+    most = float((real["events"] / real["admissions"].where(real["admissions"] > 0)).max())
+    shares = []
+    for seed in range(6):
+        cohort = per_patient(generator.sample(100, seed=seed))
+        shares.append(float((cohort["events"] <= bulk).mean()))
+        with_adm = cohort[cohort["admissions"] > 0]
+        assert (with_adm["events"] <= most * with_adm["admissions"] + 1e-9).all(), seed
+        assert (cohort.loc[cohort["admissions"] == 0, "events"] == 0).all()
+    assert abs(np.mean(shares) - float((real["events"] <= bulk).mean())) < 0.03, (shares, float((real["events"] <= bulk).mean()))
+
+
+def test_a_total_above_its_cap_is_redrawn_from_its_leaf_donors_under_it() -> None:
+    from synth.generators.cart import Leaves
+
+    donors = np.array([8.0, 53.0, 90.0, 709.0, 1.0, 2.0])  # leaf 0: Synthea's medications leaf, cut down; leaf 1
+    model = Leaves([], None, np.array([0, 4]), np.array([4, 2]), donors)
+    leaf = np.array([0, 0, 0, 1])
+    drawn = np.array([709.0, 709.0, 53.0, 2.0])
+    cap = np.array([60.0, 5.0, 100.0, 1.5])  # row 1: no donor of its leaf fits (its smallest is taken)
+    seen = set()
+    for seed in range(8):
+        out = model.within(leaf, drawn, cap, np.random.default_rng(seed))
+        assert out[0] in (8.0, 53.0) and out[1] == 8.0 and out[2] == 53.0 and out[3] == 1.0
+        seen.add(out[0])
+    assert seen == {8.0, 53.0}  # a random donor under the cap, not always the same one
