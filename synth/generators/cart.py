@@ -876,7 +876,7 @@ class CartGenerator(Generator):
                     continue  # the root's totals were calibrated: a shortfall stays with its patient
                 target = per_patient * n_patients
                 tail = getattr(node, "tails", {}).get(child)
-                if tail is not None:  # the tail the cohort drew, not training's (module docstring of _tail)
+                if tail is not None:  # the tail the cohort drew, not training's (see _tail)
                     point, below = tail
                     target = below * n_patients + float(np.clip(counts - point, 0, None).sum())
                 enc[col] = _calibrated_total(node.models[col], leaf, counts, target, rng, cap=self._cap(node, col, enc))
