@@ -37,8 +37,12 @@ def memory_limit() -> str:
         if not _SIZE.fullmatch(raw):
             raise SpillConfigError(f"The '{MEMORY_ENV}' setting must be a size such as 8GB or 500MB; got {raw!r} instead.")
         return raw
-    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return f"{max(total // 2 // 2**20, 256)}MiB"  # whole MiB (DuckDB reads MB as 10**6 bytes)
+    return f"{max(half_memory_mib(), 256)}MiB"  # whole MiB (DuckDB reads MB as 10**6 bytes)
+
+
+def half_memory_mib() -> int:
+    """Half the machine's physical memory in whole MiB: the default budget of either engine."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2 // 2**20
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

@@ -87,8 +87,9 @@ def driver_memory(master: str | None) -> str:
     if given:
         return given
     if master is not None and master.startswith("local"):
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return f"{max(total // 2 // 2**20, 1024)}m"
+        from synth.spill import half_memory_mib
+
+        return f"{max(half_memory_mib(), 1024)}m"
     return "2g"
 
 
