@@ -158,7 +158,8 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
                    "--engine", engine, "--json", "--quiet"]
         else:
             cmd = commands[stage]
-        got = run_stage([*SYNTHMED, *cmd], env, timeout, log=work / "logs" / f"{engine}-{stage}.stderr")
+        log = work / "logs" / f"{engine}-{stage}.stderr"
+        got = run_stage([*SYNTHMED, *cmd], env, timeout, log=log)
         print(f"  {engine:6s} {stage:8s} {got['status']:>10s} {got['wall']:9.1f} s {got['peak_rss'] / 2**30:6.2f} GiB",
               flush=True)
         if got["status"] != "ok":
@@ -166,7 +167,7 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
         results[stage] = {k: v for k, v in got.items() if k not in ("stdout", "stderr")}
         if got["status"] != "ok":
             results[stage]["error_tail"] = got["stderr"][-800:]
-            results[stage]["stderr_log"] = str(work / "logs" / f"{engine}-{stage}.stderr")
+            results[stage]["stderr_log"] = str(log)
     return results
 
 
