@@ -9,7 +9,8 @@ day matched no class and scored better than fresh patients): dates become bands 
 quantile bands of train, and a categorical column with more than ``max_qi_categories`` (default 100)
 distinct training values (a county code, a postcode) is taken to its hierarchy's top and left out of
 the classes, said in the notes (the coarser geographic QIs, a state or region, stay). Patients sharing
-every generalised value form an equivalence class (Sweeney, "k-anonymity", 2002). All in SQL over all
+every generalised value form an equivalence class (Sweeney, "k-anonymity", 2002); the generalisation is
+``synth.qi_classes``'s, the one ``cart``'s ``min_patients`` counts classes with. All in SQL over all
 patients (no sampling); only counts leave the database.
 
 * ``privacy.k_anonymity.small_class_share``: the share of synthetic patients whose quasi-identifier
@@ -27,68 +28,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_schemas.model import Column
-from data_schemas.rules import quote
 from evaluate.context import EvalContext
 from evaluate.errors import EmptyInputError
 from evaluate.privacy.params import check_int, confidence_param, get_param
-from evaluate.privacy.records import patient_order
 from evaluate.privacy.stats import wilson_interval
 from evaluate.registry import metric
 from evaluate.result import MetricResult, skipped_result
 from synth.load import Dataset
+from synth.qi_classes import DATE_BAND_YEARS, MAX_QI_CATEGORIES, NUMERIC_BINS, generalise, qi_combinations_sql
 
 NAME = "privacy.k_anonymity"
 SMALL = "privacy.k_anonymity.small_class_share"
 UNIQUE = "privacy.unique_qi_matches"
 BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, None))
-
-
-def qi_combinations_sql(dataset: Dataset, columns: list[str], generalised: dict[str, str] | None = None) -> str:
-    """SQL of ``(k, combo)``: one quasi-identifier combination (a string) per patient, columns generalised by
-    ``generalised`` (column -> SQL expression over ``q``; the column as it is when absent)."""
-    schema = dataset.schema
-    exprs = [(generalised or {}).get(c, f"CAST(q.{quote(c)} AS VARCHAR)") for c in columns]
-    parts = ", ".join(f"coalesce({e}, chr(0))" for e in exprs)
-    combo = f"concat_ws(chr(31), {parts})"
-    order = patient_order(schema)
-    agg = f"first({combo} ORDER BY {order})" if order else f"min({combo})"
-    key = quote(schema.patient.column)
-    return (
-        f"SELECT CAST(q.{key} AS VARCHAR) AS k, {agg} AS combo FROM {dataset.sql_name(schema.patient.table)} q "
-        f"WHERE q.{key} IS NOT NULL GROUP BY 1"
-    )
-
-
-def generalise(train: Dataset, columns: list[Column], *, date_band_years: int, numeric_bins: int,
-               max_categories: int) -> tuple[list[str], dict[str, str], list[str]]:
-    """(columns kept, column -> generalised SQL expression, notes on what was generalised), fitted on train."""
-    con, rel = train.con, train.sql_name(train.schema.patient.table)
-    kept: list[str] = []
-    exprs: dict[str, str] = {}
-    notes: list[str] = []
-    for col in columns:
-        q = f"q.{quote(col.name)}"
-        if col.type == "datetime":
-            exprs[col.name] = f"CAST(CAST(floor(year({q}) / {date_band_years}) * {date_band_years} AS BIGINT) AS VARCHAR)"
-            notes.append(f"{col.name}: {date_band_years}-year band of the year")
-        elif col.type == "numerical":
-            cuts = con.execute(
-                f"SELECT quantile_cont(CAST({quote(col.name)} AS DOUBLE), "
-                f"{[i / numeric_bins for i in range(1, numeric_bins)]}) FROM {rel}"
-            ).fetchall()[0][0]
-            cuts = sorted(set(float(c) for c in (cuts or []) if c is not None))
-            cases = " ".join(f"WHEN CAST({q} AS DOUBLE) < {c!r} THEN '{i}'" for i, c in enumerate(cuts))
-            exprs[col.name] = f"CASE WHEN {q} IS NULL THEN NULL {cases} ELSE '{len(cuts)}' END"
-            notes.append(f"{col.name}: one of {len(cuts) + 1} quantile bands of train")
-        else:
-            n = int(con.execute(f"SELECT count(DISTINCT {quote(col.name)}) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
-            if n > max_categories:
-                notes.append(f"{col.name}: left out ({n} distinct training values, more than max_qi_categories="
-                             f"{max_categories}: generalised to the top of its hierarchy)")
-                continue
-        kept.append(col.name)
-    return kept, exprs, notes
 
 
 def _bucket_sql(expr: str) -> str:
@@ -135,9 +87,9 @@ def qi_risk(train: Dataset, synthetic: Dataset, holdout: Dataset | None, columns
         produces=(SMALL, UNIQUE))
 def k_anonymity(ctx: EvalContext) -> list[MetricResult]:
     k = check_int(get_param(ctx, NAME, "k", 5), "k", NAME, low=2, high=1_000_000)
-    band = check_int(get_param(ctx, NAME, "date_band_years", 5), "date_band_years", NAME, low=1, high=100)
-    bins = check_int(get_param(ctx, NAME, "numeric_bins", 10), "numeric_bins", NAME, low=2, high=1000)
-    max_cat = check_int(get_param(ctx, NAME, "max_qi_categories", 100), "max_qi_categories", NAME, low=1)
+    band = check_int(get_param(ctx, NAME, "date_band_years", DATE_BAND_YEARS), "date_band_years", NAME, low=1, high=100)
+    bins = check_int(get_param(ctx, NAME, "numeric_bins", NUMERIC_BINS), "numeric_bins", NAME, low=2, high=1000)
+    max_cat = check_int(get_param(ctx, NAME, "max_qi_categories", MAX_QI_CATEGORIES), "max_qi_categories", NAME, low=1)
     confidence = confidence_param(ctx, NAME)
     schema = ctx.schema
     qis = [c for _, c in schema.quasi_identifiers(schema.patient.table)]

@@ -56,6 +56,7 @@ from data_schemas.rules import quote, with_patient_key_sql
 from evaluate.errors import EmptyInputError
 from evaluate.result import Skipped
 from synth.load import Dataset
+from synth.qi_classes import patient_order
 
 FeatureKind = Literal["numeric", "categorical"]
 FeatureRole = Literal["patient", "rows", "count", "code_count", "aggregate", "mode"]
@@ -174,14 +175,6 @@ def _column_units(schema: Schema, table: str) -> list[tuple[str, list[str], Colu
             grp = tbl.groups[col.group]
             units.append((grp.name, grp.column_names(), col))
     return units
-
-
-def patient_order(schema: Schema) -> str | None:
-    table = schema.patient_table
-    keys = [k for k in table.primary_key if k != schema.patient.column]
-    if table.order_by and table.order_by not in keys:
-        keys.append(table.order_by)
-    return ", ".join(f"q.{quote(k)}" for k in keys) if keys else None
 
 
 def fit_record_spec(train: Dataset, *, top_k: int = 10) -> RecordSpec:

@@ -157,6 +157,7 @@ class SampleReport:
     rejected_rows: dict[str, int] = field(default_factory=dict)
     patient_top_ups: int = 0
     generalised_values: int = 0  # cells whose rare value was replaced (min_patients)
+    qi_redrawn: int = 0  # patients redrawn so small quasi-identifier classes are hit no more than by fresh patients
 
     @classmethod
     def for_schema(cls, schema: Schema) -> SampleReport:
@@ -174,6 +175,7 @@ class SampleReport:
             "rejected_rows": self.rejected_rows,
             "patient_top_ups": self.patient_top_ups,
             "generalised_values": self.generalised_values,
+            "qi_redrawn": self.qi_redrawn,
         }
 
 

@@ -34,7 +34,9 @@ patients hold (the model's own conditional distribution, rare values left out), 
 marginal when its leaf has none; for vocabularies without a hierarchy (Synthea's SNOMED and RxNorm codes),
 where generalising leaves a placeholder (a missing or most frequent value) that a detector finds. A derived
 column stays common through its source (a source value is drawn only where the value it gives is common); a
-column with no common value at all still goes through the generalisation.
+column with no common value at all still goes through the generalisation. ``min_patients`` also holds the share of
+synthetic patients whose quasi-identifiers point at a training class of fewer than ``k`` patients to a fresh
+patient's (``_fresh_classes``, classes as ``privacy.k_anonymity`` counts them: ``synth.qi_classes``).
 
 References: Reiter (2005) "Using CART to generate partially synthetic public use microdata"; Nowok,
 Raab & Dibben (2016) "synthpop: Bespoke creation of synthetic data in R".
@@ -52,6 +54,7 @@ from data_schemas.model import Schema
 from synth.errors import GeneratorError
 from synth.generators.base import Generator, Progress, TrainingData, _drop_rows, _violations, breadth_first
 from synth.generators.registry import register
+from synth.qi_classes import QiClasses
 
 VIRTUAL = "__patient__"
 EPOCH = pd.Timestamp("1970-01-01")
@@ -67,6 +70,7 @@ TAIL_QUANTILE = 0.97  # a root count's training values above this quantile count
 END_FEATURES = ("__until_end", "__pace")  # predictors of a sequence's gaps only (see _until_end)
 TOTAL = "__n_*"  # prefix of a root column counting a deeper table's rows per patient (``__n_*conditions``)
 RARE_VALUES = ("generalise", "resample")  # how min_patients keeps rare values out (module docstring)
+FRESH_ROUNDS = 8  # redraws of the patients over fresh patients' share of small quasi-identifier classes (_fresh_classes)
 MIN_REPEATED = 0.5  # share of rows whose value another row shares, for a column to be a derivation source
 
 
@@ -172,6 +176,7 @@ class Node:
     companions: dict[str, tuple[str, float]] = field(default_factory=dict)  # root total -> (count it hangs under, max ratio)
     end: float = float("nan")  # a sequence's observation end: the latest absolute day of its (or its parent's) first date in training
     lowest: float = float("-inf")  # the earliest offset of a first row from its parent's anchor in training
+    calendar: dict[str, float] = field(default_factory=dict)  # root only: later date drawn as a calendar day -> least offset
 
 
 @register
@@ -306,6 +311,7 @@ class CartGenerator(Generator):
         schema = data.schema
         frames = self._build_tree(data)
         self.numbered_ = _numbered_keys(schema, frames)
+        self.qi_ = QiClasses.fit(schema, data.frames[schema.patient.table], frames[self.root_], self.min_patients) if self.min_patients else None
         rng = np.random.default_rng(0)
         encoded: dict[str, pd.DataFrame] = {}
         anchors: dict[str, np.ndarray] = {}  # absolute day of each training row's anchor (its first date)
@@ -433,6 +439,8 @@ class CartGenerator(Generator):
             for d in dates[1:]:
                 out[d] = _days(frame[d]) - days0
                 node.numerical.append(d)
+                if node.parent is None and _calendar_bound(_days(frame[d]), out[d]):
+                    node.calendar[d] = float(np.nanmin(out[d]))
         anchor = days0 if dates else (parent_anchor if parent_anchor is not None else np.full(len(frame), np.nan))
         enc = pd.DataFrame(out, index=range(len(frame)))
         if parent_pos is not None:
@@ -545,18 +553,20 @@ class CartGenerator(Generator):
             raw = enc[col].to_numpy()[idx]
             numeric = _numeric(node, col, raw)
             names = [c for c in x_all if col == T or c not in END_FEATURES]  # time to the end: for the time column only
+            # a calendar-bound date's donors are calendar days (its offset, the predictor of later columns, is not)
+            donors = numeric + enc[T].to_numpy(dtype="float64")[idx] if col in node.calendar else raw
             if len(idx) < 2 * self.min_leaf or not names or _constant(raw):
-                node.models[col] = _marginal(raw, names)
+                node.models[col] = _marginal(donors, names)
             else:
                 x = np.column_stack([x_all[c] for c in names])
                 if col in node.categorical:
                     target = _coarse(numeric)
                     tree = DecisionTreeClassifier(min_samples_leaf=self.min_leaf, random_state=0)
                 else:
-                    target = _ranks(numeric)
+                    target = _ranks(_numeric(node, col, donors))
                     tree = DecisionTreeRegressor(min_samples_leaf=self.min_leaf, random_state=0)
                 tree.fit(x, target)
-                node.models[col] = _leaves(tree, tree.apply(x), raw, names)
+                node.models[col] = _leaves(tree, tree.apply(x), donors, names)
             x_all[col] = numeric
 
     # -- sample ----------------------------------------------------------------------------------
@@ -572,6 +582,7 @@ class CartGenerator(Generator):
             if node.parent is None:
                 enc = pd.DataFrame(self._draw_rows(node, {}, n_patients, rng), index=range(n_patients))
                 enc = self._repair(node, enc, {}, encoded, decoded, abs_anchor, rng)
+                enc = self._fresh_classes(node, enc, encoded, rng)
             else:
                 enc, feats = self._draw_children(node, encoded, abs_anchor, rng)
                 enc = self._repair(node, enc, feats, encoded, decoded, abs_anchor, rng)
@@ -580,6 +591,42 @@ class CartGenerator(Generator):
             abs_anchor[name] = self._anchor_days(node, enc, encoded, abs_anchor)
             decoded[name] = self._decode(node, enc, encoded, abs_anchor)
         return self._renumber(self._assemble(decoded))
+
+    def _fresh_classes(self, node: Node, enc: pd.DataFrame, encoded: dict[str, pd.DataFrame], rng: np.random.Generator) -> pd.DataFrame:
+        """With ``min_patients=k``: patients whose quasi-identifiers point at a training class of fewer than k patients
+        are no more than fresh patients' share of them (``QiClasses.fresh_rate``); the excess, picked at random, are
+        redrawn whole from the model, a redraw kept only when its class is new or holds k or more patients.
+
+        Donor sampling draws training's values and so replays training's combinations more often than a fresh sample
+        of the population hits them (Synthea's 119-patient cohorts: 0.52-0.62 against 0.48 for a fresh patient, which
+        ``privacy.k_anonymity`` flags); redrawn rows are the model's own draws, so the joint stays the model's.
+        """
+        qi = getattr(self, "qi_", None)
+        if qi is None or enc.empty:
+            return enc
+        small = qi.small(self._decode_rows(node, enc, self._anchor_days(node, enc, encoded, {})))
+        allowed = int(np.floor(qi.fresh_rate * len(enc) + rng.random()))  # the expected share, without rounding bias
+        targets = rng.permutation(np.flatnonzero(small))[: max(int(small.sum()) - allowed, 0)]
+        if not targets.size:
+            return enc
+        enc = enc.copy()
+        redrawn = 0
+        for _ in range(FRESH_ROUNDS):
+            m = max(4 * targets.size, 16)
+            fresh = pd.DataFrame(self._draw_rows(node, {}, m, rng), index=range(m))
+            fresh = self._repair(node, fresh, {}, encoded, {}, {}, rng)
+            sizes = qi.class_sizes(self._decode_rows(node, fresh, self._anchor_days(node, fresh, encoded, {})))
+            ok = np.flatnonzero((sizes == 0) | (sizes >= qi.k))[: targets.size]
+            for c in enc.columns:
+                column = enc[c].to_numpy().copy()
+                column[targets[: ok.size]] = fresh[c].to_numpy()[ok]
+                enc[c] = column
+            redrawn += ok.size
+            targets = targets[ok.size:]
+            if not targets.size:
+                break
+        self._report.qi_redrawn += redrawn
+        return enc
 
     def _renumber(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Key columns that number rows within the rest of their key in training (MIMIC's emar_seq within a
@@ -622,6 +669,8 @@ class CartGenerator(Generator):
                 cap = self._cap(node, col, values)
                 if cap is not None:
                     drawn = model.within(leaf, drawn, cap, rng)
+            elif n and col in getattr(node, "calendar", {}):  # a model saved before calendar-bound dates has none
+                drawn = _calendar_offsets(model, x, values[T], node.calendar[col], rng)
             else:
                 drawn = model.draw(x, rng, n) if n else model.donors[:0]
             if col == T and limit is not None and n:
@@ -1262,6 +1311,27 @@ def _inequalities(enc: pd.DataFrame, node: Node) -> tuple[dict[str, list[str]], 
             elif np.all(v[both] >= w[both]):
                 above.setdefault(c, []).append(a)
     return below, above
+
+
+def _calendar_bound(days: np.ndarray, offsets: np.ndarray) -> bool:
+    """Whether a root's later date is better drawn as a calendar day than as an offset from the root's first date: its
+    calendar days vary less (the demo's eligibility_end, 2024-12-31 for 99% of patients, the day the data ends; a death
+    inside the observed years) and at least 20 rows have both."""
+    ok = np.isfinite(days) & np.isfinite(offsets)
+    return bool(ok.sum() >= 20 and np.std(days[ok]) < np.std(offsets[ok]))
+
+
+def _calendar_offsets(model: Leaves, x: np.ndarray | None, anchor: np.ndarray, least: float, rng: np.random.Generator,
+                      tries: int = 8) -> np.ndarray:
+    """Offsets of a calendar-bound date (donors are calendar days) from each row's ``anchor``; a donor that would fall
+    before the least offset training has (an end before its start) draws again from its leaf, then is cut to it."""
+    offsets = np.asarray(model.draw(x, rng, len(anchor)), dtype="float64") - anchor
+    for _ in range(tries):
+        bad = np.flatnonzero(offsets < least)
+        if bad.size == 0:
+            return offsets
+        offsets[bad] = np.asarray(model.draw(None if x is None else x[bad], rng, bad.size), dtype="float64") - anchor[bad]
+    return np.where(offsets < least, least, offsets)
 
 
 def _offsets_vary_less(days: np.ndarray, parent_anchor: np.ndarray, parent_pos: np.ndarray | None) -> bool:
