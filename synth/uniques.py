@@ -136,11 +136,13 @@ against its holdout. With fewer than ``MIN_CHANCE_ROWS`` training rows every pro
 means little there, and the rule errs on the side of removing)."""
 
 
-def identifying_projections(train: Dataset, table: str, *, max_chance: float = MAX_PATIENT_SHARE) -> list[list[str]]:
+def identifying_projections(train: Dataset, table: str, *, min_columns: int = MIN_NEAR_COLUMNS,
+                            max_chance: float = MAX_PATIENT_SHARE) -> list[list[str]]:
     """The all-but-one-column projections of ``table``'s attribute columns that fresh rows match a training-unique row
-    on less often than ``max_chance``, estimated leave-one-out over training (``MIN_CHANCE_ROWS``)."""
+    on less often than ``max_chance``, estimated leave-one-out over training (``MIN_CHANCE_ROWS``); none when the table
+    has fewer than ``min_columns`` (the near-replica rule does not apply there)."""
     cols = attribute_columns(train.schema, table)
-    if len(cols) < 3:  # projections of two columns or more
+    if len(cols) < max(min_columns, 3):  # projections of two columns or more
         return []
     projections = [[c for c in cols if c != out] for out in cols]
     if train.num_rows(table) < MIN_CHANCE_ROWS:
@@ -165,7 +167,8 @@ def near_replica_rows(train: Dataset, synthetic: Dataset, table: str, *, min_col
     cols = attribute_columns(train.schema, table)
     if len(cols) < max(min_columns, 3):  # a projection of two columns or more
         return np.array([], dtype=np.int64)
-    projections = identifying_projections(train, table) if projections is None else projections
+    if projections is None:
+        projections = identifying_projections(train, table, min_columns=min_columns)
     if not projections:
         return np.array([], dtype=np.int64)
     return _unique_matches(train, synthetic, table, cols, projections)
@@ -241,7 +244,7 @@ class UniquesGuard:
         exact = {t: replicated_unique_rows(self.train, synthetic, t) for t in self.tables}
         root = schema.patient.table
         if self.projections is None:
-            self.projections = identifying_projections(self.train, root)
+            self.projections = identifying_projections(self.train, root, min_columns=self.min_near_columns)
         near = np.setdiff1d(near_replica_rows(self.train, synthetic, root, min_columns=self.min_near_columns,
                                               projections=self.projections), exact[root])
         self.near[root] += int(near.size)
