@@ -20,7 +20,8 @@ reads and types the columns and streams them as Arrow record batches of at most 
 chunk becomes small integer codes (``numpy.digitize`` for the bins, the very function SDMetrics calls)
 whose joint counts are accumulated with ``numpy.bincount``, one count per column and bundle of partner
 columns whose pair tables are its marginals (sorted unique keys for joint tables too large to hold), so
-memory stays bounded by the chunk and the count tables.
+memory stays bounded by the chunk and the count tables. On Spark the engine counts the same codes itself
+(``GROUP BY GROUPING SETS``, a set per bundle) and only the non-empty cells reach Python.
 Slots of repeated column groups (``ICD9_DGNS_CD_1..10``) are not paired with each other or with other
 columns; their codes are compared by ``fidelity.code_hierarchy``.
 """
@@ -137,6 +138,9 @@ GROUP_CELLS = 1 << 23
 """Dense cells counted in one pass over a side (64 MiB of int64 counts); more pairs take more passes."""
 """Largest joint table (cells) counted as a dense array; larger ones are counted as sorted unique keys."""
 BATCH_ROWS = 1 << 20
+COUNT_ON_ENGINE: bool | None = None
+"""Where the SQL path counts pair tables: None = on the engine when it is Spark (the rows never leave the
+executors), streamed to numpy on DuckDB (in-process, as fast); True / False force one (tests hold them equal)."""
 
 
 def _dictionaries(con: duckdb.DuckDBPyConnection, real: str, synthetic: str, columns: list[Column]) -> dict[str, pa.Array]:
@@ -179,11 +183,15 @@ class _Bundle:
         self.sizes = sizes
         self.counts = np.zeros(int(np.prod(sizes)), dtype=np.int64)
 
-    def add(self, codes: list[np.ndarray]) -> None:
+    def add(self, codes: list[np.ndarray], weights: np.ndarray | None = None) -> None:
+        """Count rows of codes (``weights``: each row stands for that many, as the engine's grouped counts)."""
         key = codes[0]
         for size, code in zip(self.sizes[1:], codes[1:]):
             key = key * size + code
-        self.counts += np.bincount(key, minlength=len(self.counts))
+        if weights is None:
+            self.counts += np.bincount(key, minlength=len(self.counts))
+        else:
+            self.counts += np.bincount(key, weights=weights, minlength=len(self.counts)).astype(np.int64)
 
     def table(self, partner: int) -> np.ndarray:
         """The (anchor, partner) table, partner counted from 1."""
@@ -202,8 +210,12 @@ class _Sparse:
         self.keys = np.empty(0, dtype=np.int64)
         self.counts = np.empty(0, dtype=np.int64)
 
-    def add(self, codes: list[np.ndarray]) -> None:
-        keys, counts = np.unique(codes[0] * self.size_b + codes[1], return_counts=True)
+    def add(self, codes: list[np.ndarray], weights: np.ndarray | None = None) -> None:
+        if weights is None:
+            keys, counts = np.unique(codes[0] * self.size_b + codes[1], return_counts=True)
+        else:
+            keys, inverse = np.unique(codes[0] * self.size_b + codes[1], return_inverse=True)
+            counts = np.bincount(inverse, weights=weights, minlength=len(keys)).astype(np.int64)
         if len(self.keys):
             keys, inverse = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
             counts = np.bincount(inverse, weights=np.concatenate([self.counts, counts]), minlength=len(keys)).astype(np.int64)
@@ -256,10 +268,7 @@ def _stream_counts(
             selects.append(f"{value_expr(col)} AS {quote(col.name)}")
         else:
             selects.append(f"CAST({value_expr(col)} AS VARCHAR) AS {quote(col.name)}")
-    counters: list[_Bundle | _Sparse] = []
-    for cols, _ in plan:
-        shape = [sizes[c] for c in cols]
-        counters.append(_Sparse(shape[0], shape[1]) if len(cols) == 2 and shape[0] * shape[1] > DENSE_CELLS else _Bundle(shape))
+    counters = [_counter([sizes[c] for c in cols]) for cols, _ in plan]
     reader = con.sql(f"SELECT {', '.join(selects)} FROM {relation}").to_arrow_reader(BATCH_ROWS)
     pending: list[pa.RecordBatch] = []
     rows = 0
@@ -283,6 +292,73 @@ def _stream_counts(
         flush()
     out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
     for (cols, bundle_pairs), counter in zip(plan, counters):
+        for j, pair in enumerate(bundle_pairs, start=1):
+            out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
+    return out
+
+
+def _counter(shape: list[int]) -> _Bundle | _Sparse:
+    """A bundle's counter: dense, unless it is a pair whose table is too large to hold."""
+    return _Sparse(shape[0], shape[1]) if len(shape) == 2 and shape[0] * shape[1] > DENSE_CELLS else _Bundle(shape)
+
+
+def _code_sql(column: Column, value: str, edges: np.ndarray | None) -> str:
+    """SQL of ``_codes`` on the engine: ``numpy.digitize`` as the number of edges at or below the value (a missing
+    value in bin ``len(edges)``), booleans 1/2 (0 missing); categories stay text, coded in Python on the result."""
+    if SHAPES[column.type] == "continuous":
+        assert edges is not None
+        steps = " + ".join(f"CAST({value} >= CAST('{float(e)!r}' AS DOUBLE) AS INTEGER)" for e in edges)
+        return f"CASE WHEN {value} IS NULL THEN {len(edges)} ELSE {steps} END"
+    if column.type == "boolean":
+        return f"CASE WHEN {value} IS NULL THEN 0 WHEN {value} THEN 2 ELSE 1 END"
+    return value
+
+
+def _grouped_counts(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    columns: list[Column],
+    plan: list[tuple[list[str], list[tuple[str, str]]]],
+    sizes: dict[str, int],
+    dictionaries: dict[str, pa.Array],
+    edges: dict[str, np.ndarray],
+) -> dict[tuple[str, str], np.ndarray | _Sparse]:
+    """``_stream_counts`` counted by the engine: one GROUP BY GROUPING SETS statement, a set per bundle, so only the
+    non-empty cells leave it (on Spark the rows stay on the executors; streaming them to the driver collected the
+    whole table there, over Spark's 1 GiB result limit at 10M claims). The same codes, the same tables."""
+    values = []
+    for col in columns:
+        if SHAPES[col.type] == "continuous":
+            values.append(numeric_expr(col, datetime_unit="ns"))
+        elif col.type == "boolean":
+            values.append(value_expr(col))
+        else:
+            values.append(f"CAST({value_expr(col)} AS VARCHAR)")
+    slot = {col.name: i for i, col in enumerate(columns)}
+    inner = ", ".join(f"{v} AS v{i}" for i, v in enumerate(values))
+    coded = ", ".join(f"{_code_sql(col, f'v{i}', edges.get(col.name))} AS c{i}" for i, col in enumerate(columns))
+    sets = ", ".join("(" + ", ".join(f"c{slot[c]}" for c in cols) + ")" for cols, _ in plan)
+    flags = ", ".join(f"grouping(c{i}) AS g{i}" for i in range(len(columns)))
+    result = con.sql(
+        f"SELECT {', '.join(f'c{i}' for i in range(len(columns)))}, {flags}, count(*) AS n "
+        f"FROM (SELECT {coded} FROM (SELECT {inner} FROM {relation})) GROUP BY GROUPING SETS ({sets})"
+    ).to_arrow_table()
+    grouped = np.array([result.column(f"g{i}").to_numpy(zero_copy_only=False) for i in range(len(columns))]).reshape(len(columns), -1)
+    weights = result.column("n").to_numpy(zero_copy_only=False).astype(np.float64)
+    out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
+    for cols, bundle_pairs in plan:
+        inside = np.zeros(len(columns), dtype=bool)
+        inside[[slot[c] for c in cols]] = True
+        rows = np.flatnonzero(np.all(grouped == np.where(inside, 0, 1)[:, None], axis=0))
+        codes = []
+        for c in cols:
+            col, values_c = columns[slot[c]], result.column(f"c{slot[c]}").take(pa.array(rows)).combine_chunks()
+            if SHAPES[col.type] == "discrete" and col.type != "boolean":
+                codes.append(_codes(col, values_c, dictionaries[c], None))
+            else:
+                codes.append(values_c.to_numpy(zero_copy_only=False).astype(np.int64))
+        counter = _counter([sizes[c] for c in cols])
+        counter.add(codes, weights[rows])
         for j, pair in enumerate(bundle_pairs, start=1):
             out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
     return out
@@ -359,8 +435,9 @@ def contingency_pairs(
     by_name = {c.name: c for p in pairs for c in p}
     for group in _memory_groups(plan_bundles(pairs, sizes), sizes):
         columns = [by_name[n] for n in dict.fromkeys(c for cols, _ in group for c in cols)]
-        r = _stream_counts(con, real, columns, group, sizes, dictionaries, {k: v[0] for k, v in edges.items()})
-        s = _stream_counts(con, synthetic, columns, group, sizes, dictionaries, {k: v[1] for k, v in edges.items()})
+        count = _grouped_counts if (is_spark(con) if COUNT_ON_ENGINE is None else COUNT_ON_ENGINE) else _stream_counts
+        r = count(con, real, columns, group, sizes, dictionaries, {k: v[0] for k, v in edges.items()})
+        s = count(con, synthetic, columns, group, sizes, dictionaries, {k: v[1] for k, v in edges.items()})
         for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
             out[key] = _similarity(r[key], s[key])
     return out
@@ -396,9 +473,7 @@ def contingency_pairs_arrow(
         def count(side: int, group: list[tuple[list[str], list[tuple[str, str]]]] = group) -> dict[tuple[str, str], np.ndarray | _Sparse]:
             found: dict[tuple[str, str], np.ndarray | _Sparse] = {}
             for cols, bundle_pairs in group:
-                shape = [sizes[c] for c in cols]
-                dense = not (len(cols) == 2 and shape[0] * shape[1] > DENSE_CELLS)
-                counter: _Bundle | _Sparse = _Bundle(shape) if dense else _Sparse(shape[0], shape[1])
+                counter = _counter([sizes[c] for c in cols])
                 for start in range(0, len(coded[cols[0]][side]), BATCH_ROWS):
                     counter.add([coded[c][side][start:start + BATCH_ROWS] for c in cols])
                 for j, pair in enumerate(bundle_pairs, start=1):

@@ -136,32 +136,34 @@ def duck_type(spark_type: str) -> str:
 
 
 class _Relation:
-    """What ``con.sql(...)`` returns on DuckDB, for the calls our modules make on it."""
+    """What ``con.sql(...)`` returns on DuckDB, for the calls our modules make on it. Its actions go through the
+    connection's ``collect``, so a failing job is one SparkQueryError line, never a Py4J stack trace."""
 
-    def __init__(self, frame: Any) -> None:
+    def __init__(self, frame: Any, collect: Callable[[Callable[[], Any]], Any]) -> None:
         self.frame = frame
+        self._collect = collect
 
     @property
     def columns(self) -> list[str]:
         return list(self.frame.columns)
 
     def to_arrow_table(self) -> pa.Table:
-        return self.frame.toArrow()
+        return self._collect(self.frame.toArrow)
 
     fetch_arrow_table = arrow = to_arrow_table
 
     def to_arrow_reader(self, batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
-        table = self.frame.toArrow()
+        table = self.to_arrow_table()
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_rows))
 
     def df(self) -> Any:
-        return self.frame.toPandas()
+        return self._collect(self.frame.toPandas)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return [tuple(_python(v) for v in row) for row in self.frame.collect()]
+        return [tuple(_python(v) for v in row) for row in self._collect(self.frame.collect)]
 
     def fetchnumpy(self) -> dict[str, Any]:
-        return _numpy(self.frame.toArrow())
+        return _numpy(self.to_arrow_table())
 
 
 def _numpy(table: pa.Table) -> dict[str, Any]:
@@ -321,7 +323,7 @@ class SparkConnection:
         return _numpy(self._collect(lambda: result.toArrow()))
 
     def sql(self, sql: str) -> _Relation:
-        return _Relation(self._run(to_spark(sql)))
+        return _Relation(self._run(to_spark(sql)), self._collect)
 
     # -- objects from Python ------------------------------------------------------------------------
     def register(self, name: str, data: Any) -> SparkConnection:

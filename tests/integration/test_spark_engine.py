@@ -287,6 +287,43 @@ def test_a_failed_spark_write_is_one_line_with_its_cause(spark: Any, tmp_path: P
     assert pq.read_table(tmp_path / "ok.parquet").num_rows == 3
 
 
+def test_a_failed_arrow_fetch_is_one_line_and_pair_tables_stay_on_the_engine(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relation's fetch (``con.sql(...).to_arrow_table()``) that fails is one SparkQueryError line: a 10M-claim
+    evaluate once ended on py4j's "internal error" when the pair trends streamed a whole table to the driver, over
+    Spark's 1 GiB result limit. The pair tables are now counted on Spark (one grouped statement per side), and
+    equal DuckDB's streamed counts."""
+    import duckdb
+
+    from data_schemas.model import Column
+    from evaluate.fidelity import pairs
+    from synth.engine.spark import SparkConnection, SparkQueryError
+
+    con = SparkConnection(spark)
+    with pytest.raises(SparkQueryError) as caught:
+        con.sql("SELECT raise_error('boom at row 7') AS x").to_arrow_table()
+    assert "\n" not in str(caught.value) and "boom at row 7" in str(caught.value)
+    assert "An error occurred while calling" not in str(caught.value)
+
+    table = pa.table({"cost": [1.5, 2.0, None, 9.75, 4.0, 4.0] * 50, "kind": ["in", "out", None, "in", "er", "in"] * 50,
+                      "urgent": [True, False, None, True, True, False] * 50})
+    cols = [Column(name="cost", type="numerical"), Column(name="kind", type="categorical"), Column(name="urgent", type="boolean")]
+    pair_list = [(cols[0], cols[1]), (cols[0], cols[2]), (cols[1], cols[2])]
+    edges = {"cost": (pairs.bin_edges(1.5, 9.75), pairs.bin_edges(1.0, 9.0))}
+    duck = duckdb.connect()
+    duck.register("pt_real", table)
+    duck.register("pt_syn", table.slice(0, 200))
+    monkeypatch.setattr(pairs, "COUNT_ON_ENGINE", None)  # the engine decides: streamed on DuckDB, grouped on Spark
+    want = pairs.contingency_pairs(duck, "pt_real", "pt_syn", pair_list, edges)
+    con.register("pt_real", table)
+    con.register("pt_syn", table.slice(0, 200))
+    streamed = pairs._stream_counts
+    monkeypatch.setattr(pairs, "_stream_counts", lambda *a: pytest.fail("rows streamed to the driver on Spark"))
+    got = pairs.contingency_pairs(con, "pt_real", "pt_syn", pair_list, edges)
+    assert streamed is not None and sorted(got) == sorted(want)
+    for key, (tvd, assoc) in want.items():  # the dictionaries' order may differ: sums in another order, to the last bit
+        assert got[key][0] == pytest.approx(tvd, abs=1e-12) and got[key][1] == pytest.approx(assoc, abs=1e-12), key
+
+
 def test_local_mode_gives_the_driver_half_the_machine(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """In local mode the driver's heap caches every table and shuffle: at Spark's 2g (and 4g), a 10M-claim prepare
     died of "Java heap space". The default is half the machine there (as DuckDB's budget), 2g on a cluster, and
