@@ -260,14 +260,7 @@ def _stream_counts(
     DuckDB reads, types and casts the columns; each chunk becomes integer codes counted with
     ``numpy.bincount``, so memory stays bounded by the chunk and the tables of counts.
     """
-    selects = []
-    for col in columns:
-        if SHAPES[col.type] == "continuous":
-            selects.append(f"{numeric_expr(col, datetime_unit='ns')} AS {quote(col.name)}")
-        elif col.type == "boolean":
-            selects.append(f"{value_expr(col)} AS {quote(col.name)}")
-        else:
-            selects.append(f"CAST({value_expr(col)} AS VARCHAR) AS {quote(col.name)}")
+    selects = [f"{v} AS {quote(col.name)}" for col, v in zip(columns, _pair_values(columns))]
     counters = [_counter([sizes[c] for c in cols]) for cols, _ in plan]
     reader = con.sql(f"SELECT {', '.join(selects)} FROM {relation}").to_arrow_reader(BATCH_ROWS)
     pending: list[pa.RecordBatch] = []
@@ -290,16 +283,36 @@ def _stream_counts(
             pending, rows = [], 0
     if pending:
         flush()
-    out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
-    for (cols, bundle_pairs), counter in zip(plan, counters):
-        for j, pair in enumerate(bundle_pairs, start=1):
-            out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
+    return _pair_tables(plan, counters)
+
+
+def _pair_values(columns: list[Column]) -> list[str]:
+    """SQL of each column's value as the pair codes read it: continuous as DOUBLE (ns for datetimes, as SDMetrics
+    sees them), booleans as they are, categories as text."""
+    out = []
+    for col in columns:
+        if SHAPES[col.type] == "continuous":
+            out.append(numeric_expr(col, datetime_unit="ns"))
+        elif col.type == "boolean":
+            out.append(value_expr(col))
+        else:
+            out.append(f"CAST({value_expr(col)} AS VARCHAR)")
     return out
 
 
 def _counter(shape: list[int]) -> _Bundle | _Sparse:
     """A bundle's counter: dense, unless it is a pair whose table is too large to hold."""
     return _Sparse(shape[0], shape[1]) if len(shape) == 2 and shape[0] * shape[1] > DENSE_CELLS else _Bundle(shape)
+
+
+def _pair_tables(plan: list[tuple[list[str], list[tuple[str, str]]]],
+                 counters: list[_Bundle | _Sparse]) -> dict[tuple[str, str], np.ndarray | _Sparse]:
+    """Each planned pair's table: a dense bundle's marginal, or the sparse pair itself."""
+    out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
+    for (cols, bundle_pairs), counter in zip(plan, counters):
+        for j, pair in enumerate(bundle_pairs, start=1):
+            out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
+    return out
 
 
 def _code_sql(column: Column, value: str, edges: np.ndarray | None) -> str:
@@ -326,14 +339,7 @@ def _grouped_counts(
     """``_stream_counts`` counted by the engine: one GROUP BY GROUPING SETS statement, a set per bundle, so only the
     non-empty cells leave it (on Spark the rows stay on the executors; streaming them to the driver collected the
     whole table there, over Spark's 1 GiB result limit at 10M claims). The same codes, the same tables."""
-    values = []
-    for col in columns:
-        if SHAPES[col.type] == "continuous":
-            values.append(numeric_expr(col, datetime_unit="ns"))
-        elif col.type == "boolean":
-            values.append(value_expr(col))
-        else:
-            values.append(f"CAST({value_expr(col)} AS VARCHAR)")
+    values = _pair_values(columns)
     slot = {col.name: i for i, col in enumerate(columns)}
     inner = ", ".join(f"{v} AS v{i}" for i, v in enumerate(values))
     coded = ", ".join(f"{_code_sql(col, f'v{i}', edges.get(col.name))} AS c{i}" for i, col in enumerate(columns))
@@ -345,8 +351,8 @@ def _grouped_counts(
     ).to_arrow_table()
     grouped = np.array([result.column(f"g{i}").to_numpy(zero_copy_only=False) for i in range(len(columns))]).reshape(len(columns), -1)
     weights = result.column("n").to_numpy(zero_copy_only=False).astype(np.float64)
-    out: dict[tuple[str, str], np.ndarray | _Sparse] = {}
-    for cols, bundle_pairs in plan:
+    counters: list[_Bundle | _Sparse] = []
+    for cols, _ in plan:
         inside = np.zeros(len(columns), dtype=bool)
         inside[[slot[c] for c in cols]] = True
         rows = np.flatnonzero(np.all(grouped == np.where(inside, 0, 1)[:, None], axis=0))
@@ -357,11 +363,9 @@ def _grouped_counts(
                 codes.append(_codes(col, values_c, dictionaries[c], None))
             else:
                 codes.append(values_c.to_numpy(zero_copy_only=False).astype(np.int64))
-        counter = _counter([sizes[c] for c in cols])
-        counter.add(codes, weights[rows])
-        for j, pair in enumerate(bundle_pairs, start=1):
-            out[pair] = counter if isinstance(counter, _Sparse) else counter.table(j)
-    return out
+        counters.append(_counter([sizes[c] for c in cols]))
+        counters[-1].add(codes, weights[rows])
+    return _pair_tables(plan, counters)
 
 
 def similarity_from_tables(real: np.ndarray, synthetic: np.ndarray) -> tuple[float, float | None]:
