@@ -437,9 +437,9 @@ def contingency_pairs(
             sizes[col.name] = len(dictionaries[col.name]) + 1
     out: dict[tuple[str, str], tuple[float, float | None]] = {}
     by_name = {c.name: c for p in pairs for c in p}
+    count = _grouped_counts if (is_spark(con) if COUNT_ON_ENGINE is None else COUNT_ON_ENGINE) else _stream_counts
     for group in _memory_groups(plan_bundles(pairs, sizes), sizes):
         columns = [by_name[n] for n in dict.fromkeys(c for cols, _ in group for c in cols)]
-        count = _grouped_counts if (is_spark(con) if COUNT_ON_ENGINE is None else COUNT_ON_ENGINE) else _stream_counts
         r = count(con, real, columns, group, sizes, dictionaries, {k: v[0] for k, v in edges.items()})
         s = count(con, synthetic, columns, group, sizes, dictionaries, {k: v[1] for k, v in edges.items()})
         for key in (pair for _, bundle_pairs in group for pair in bundle_pairs):
