@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from data_schemas.io import file_pattern_problem
 from data_schemas.model import Column, Schema, Table
 from data_schemas.rules import quote, violations_sql
+from synth import packed as packed_tables
 from synth import spill
 from synth.engine import is_spark
 from synth.errors import CheckTimeoutError, DataValidationError
@@ -527,20 +528,9 @@ STREAM_ROW_COLUMN = "file_row_number"
 """The row number DuckDB's Parquet reader adds (``file_row_number = true``); a file with such a column is staged."""
 
 
-PACKED = "__packed"
-"""An in-memory catalog that compresses what it holds (dictionaries, bit-packing, FSST for text): about 6x less
-memory than DuckDB's default uncompressed tables (28.4M claim lines: 0.46 against 2.71 GiB), so 100M claims'
-tables stay within the budget instead of spilling tens of GB."""
 PACK_BATCHES = 8
 """Record batches (of ``STREAM_ROWS``) per compressed slice: rows are held uncompressed (in Arrow and in DuckDB)
 until their slice's CHECKPOINT, so at most one slice's worth (4M rows) is."""
-
-
-def _packed(con: duckdb.DuckDBPyConnection) -> str:
-    """The connection's compressed catalog (``PACKED``), attached on first use."""
-    if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [PACKED]).fetchall()[0][0]:
-        con.execute(f"ATTACH ':memory:' AS {PACKED} (COMPRESS)")
-    return PACKED
 
 
 def _stream_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, files: list[Path],
@@ -551,12 +541,10 @@ def _stream_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, 
     raw copy and uncompressed cast copy: one pass over each file, slice by slice (``PACK_BATCHES``), each slice
     compressed as it lands. A file that fails while being read is reported and its rows taken out again, as
     the staged path leaves such a file out. The typed name is a view over the table, as for Arrow tables."""
-    packed = f"{_packed(con)}.main.{quote(f'{namespace}__{table.name}')}"
+    packed = packed_tables.table_name(con, namespace, f"__typed_{table.name}")
     cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
     con.execute(f"CREATE OR REPLACE TABLE {packed} ({cols}, __file VARCHAR, __row BIGINT)")
-    typed = f"{quote(namespace)}.{quote('__typed_' + table.name)}"
-    con.execute(f"DROP TABLE IF EXISTS {typed}")
-    con.execute(f"CREATE OR REPLACE VIEW {typed} AS SELECT * FROM {packed}")
+    packed_tables.view_over(con, namespace, f"__typed_{table.name}", packed)
     _create_view(con, namespace, table)
     for index, path in enumerate(files):
         label = _readable_file(table, path, data_dir, report)
@@ -577,7 +565,7 @@ def _stream_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, 
                                     f"{STREAM_ROW_COLUMN} + 1 FROM {quote(view)}")
                     finally:
                         con.unregister(view)
-                    con.execute(f"CHECKPOINT {PACKED}")
+                    packed_tables.checkpoint(con)
             finally:
                 stream.close()
         except (duckdb.Error, pa.ArrowException, OSError) as exc:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from data_schemas.model import Schema
 from data_schemas.rules import patient_key_joins, quote
+from synth import packed
 from synth.errors import MissingSecretError
 from synth.load import Dataset
 
@@ -129,10 +130,7 @@ def pseudonymise(
             else:
                 expr = f"t.{q}"
             selects.append(f"{expr} AS {q}")
-        con.execute(
-            f"CREATE OR REPLACE TABLE {quote(namespace)}.{quote(table.name)} AS "
-            f"SELECT {', '.join(selects)} FROM {relations[table.name]} t {' '.join(joins)}"
-        )
+        packed.create(con, namespace, table.name, f"SELECT {', '.join(selects)} FROM {relations[table.name]} t {' '.join(joins)}")
     report = PseudonymisationReport(hashed=hashed, emptied=emptied, date_shift_days=date_shift_days, shifted=shifted)
     return Dataset(schema, con, namespace, f"pseudonymised({dataset.source})", files=dataset.files), report
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas.rules import quote, with_patient_key_sql
+from synth import packed
 from synth.errors import SplitError
 from synth.load import Dataset
 
@@ -100,7 +101,7 @@ def split_patients(
                     f"SELECT {cols} FROM ({with_patient_key_sql(schema, table.name, relations)}) q "
                     f"JOIN __split_keys s ON q.__patient_key = s.k WHERE s.holdout = {flag}"
                 )
-            con.execute(f"CREATE OR REPLACE TABLE {quote(ns)}.{quote(table.name)} AS {body}")
+            packed.create(con, ns, table.name, body)
         sides[side] = Dataset(schema, con, ns, f"{side}({dataset.source})", files=dataset.files)
     counts = con.execute(
         "SELECT count(*) FILTER (WHERE NOT holdout), count(*) FILTER (WHERE holdout) FROM __split_keys"

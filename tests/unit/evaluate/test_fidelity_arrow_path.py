@@ -286,8 +286,8 @@ def test_typed_parquet_past_the_share_streams_in_one_pass(tmp_path: Path, monkey
     monkeypatch.setattr(load, "_fits_in_memory", lambda *a: False)
     streamed_ds, streamed = load.read_dataset(SCHEMA, tmp_path / "d")
     assert not streamed_ds.arrow and staged == []  # neither Arrow nor a staged copy
-    assert streamed_ds.con.execute("SELECT database_name, table_name, estimated_size FROM duckdb_tables() "
-                                   "WHERE table_name LIKE '%claims'").fetchall() == [("__packed", "data__claims", 2400)]
+    assert streamed_ds.con.execute("SELECT database_name, schema_name, table_name, estimated_size FROM duckdb_tables() "
+                                   "WHERE table_name LIKE '%claims'").fetchall() == [("__packed", "data", "__typed_claims", 2400)]
     monkeypatch.setattr(load, "_typed_columns", lambda *a: False)
     copied_ds, copied = load.read_dataset(SCHEMA, tmp_path / "d")
     assert staged == ["claims", "claims"]
