@@ -555,12 +555,14 @@ def _stream_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, 
         try:
             stream = source.sql(f"SELECT * FROM read_parquet('{_sql_str(str(path))}', "
                                 f"{STREAM_ROW_COLUMN} = true)").to_arrow_reader(STREAM_ROWS)
+            values = None  # the same for every slice of a file: worked out on the first
             try:
                 while batches := list(itertools.islice(stream, PACK_BATCHES)):
                     con.register(view, pa.RecordBatchReader.from_batches(stream.schema, batches))
                     try:
-                        staged = _Staged(quote(view), label, _columns_of(con, quote(view)))
-                        values = ", ".join(_source_expr(col, staged)[0] for col in table.columns.values())
+                        if values is None:
+                            staged = _Staged(quote(view), label, _columns_of(con, quote(view)))
+                            values = ", ".join(_source_expr(col, staged)[0] for col in table.columns.values())
                         con.execute(f"INSERT INTO {packed} SELECT {values}, '{_sql_str(label)}', "
                                     f"{STREAM_ROW_COLUMN} + 1 FROM {quote(view)}")
                     finally:
