@@ -418,8 +418,8 @@ def _fits_in_memory(table: Table, files: list[Path], report: ValidationReport) -
     if _arrow_held[0] + need <= share:
         return True
     report.notes.append(
-        f"table {table.name} (about {need / 2**20:,.0f} MiB in memory) is staged in DuckDB, which spills to disk "
-        f"past its budget: it does not fit in 1/{ARROW_SHARE} of the memory budget ({spill.MEMORY_ENV}, now "
+        f"table {table.name} (about {need / 2**20:,.0f} MiB in memory) is staged in DuckDB (compressed where its "
+        f"Parquet is already typed), which spills to disk past its budget: it does not fit in 1/{ARROW_SHARE} of the memory budget ({spill.MEMORY_ENV}, now "
         f"{spill.memory_limit()}) beside the {_arrow_held[0] / 2**20:,.0f} MiB already held"
     )
     return False
