@@ -542,8 +542,7 @@ def _stream_typed(con: duckdb.DuckDBPyConnection, namespace: str, table: Table, 
     compressed as it lands. A file that fails while being read is reported and its rows taken out again, as
     the staged path leaves such a file out. The typed name is a view over the table, as for Arrow tables."""
     packed = packed_tables.table_name(con, namespace, f"__typed_{table.name}")
-    cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
-    con.execute(f"CREATE OR REPLACE TABLE {packed} ({cols}, __file VARCHAR, __row BIGINT)")
+    _create_typed(con, packed, table)
     packed_tables.view_over(con, namespace, f"__typed_{table.name}", packed)
     _create_view(con, namespace, table)
     for index, path in enumerate(files):
@@ -659,10 +658,14 @@ def _create_namespace(con: duckdb.DuckDBPyConnection, namespace: str) -> None:
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, namespace: str, table: Table) -> None:
-    cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
-    typed = f"{quote(namespace)}.{quote('__typed_' + table.name)}"
-    con.execute(f"CREATE OR REPLACE TABLE {typed} ({cols}, __file VARCHAR, __row BIGINT)")
+    _create_typed(con, f"{quote(namespace)}.{quote('__typed_' + table.name)}", table)
     _create_view(con, namespace, table)
+
+
+def _create_typed(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
+    """An empty typed table: the schema's columns in their types, then ``__file`` and ``__row``."""
+    cols = ", ".join(f"{quote(c.name)} {c.sql_type}" for c in table.columns.values())
+    con.execute(f"CREATE OR REPLACE TABLE {name} ({cols}, __file VARCHAR, __row BIGINT)")
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, namespace: str, table: Table) -> None:
