@@ -6,7 +6,9 @@ from Spark, collected into DuckDB in this process, where the fit runs.
   only rows whose parent row was kept. The salt is fresh per fit (``secrets``): not replayable, like the
   generator's own random choice; with the same salt both engines keep the very same rows. With
   ``count_limits`` it also keeps, per kept parent row, how many rows of a capped child table it had before the
-  cap (clipped at the limit): what ``dp_mst`` models as children per row, counted past the row cap.
+  cap (clipped at the limit): what ``dp_mst`` models as children per row, counted past the row cap. With
+  ``sample_rate`` it first keeps each patient independently with that probability (``sha256(salt:sample:key)``
+  below the rate): a Poisson sample, so the fit's privacy is amplified and its memory follows the sample.
 * ``sample_patients``: at most ``max_patients`` patients, by a seeded hash of the patient key (as the split),
   with all of their rows: what SDV-style generators fit on in the driver.
 * ``marginals``: one-way counts of a table's columns, the first thing a marginal-based DP generator measures,
@@ -49,6 +51,7 @@ def bounded(
     *,
     salt: bytes,
     count_limits: Mapping[str, int] | None = None,
+    sample_rate: float | None = None,
     namespace: str = "bounded",
 ) -> Dataset:
     """Each table's rows capped at ``caps[table]`` per patient, parents first; tables without a cap are left
@@ -56,7 +59,10 @@ def bounded(
 
     ``count_limits[table]``: also count, for every kept row of the table's parent, all of its rows in ``table``
     (before the cap, clipped at the limit) into ``out.child_counts[table]``; one GROUP BY on the engine, so
-    the counts never need the rows past the cap in this process."""
+    the counts never need the rows past the cap in this process.
+
+    ``sample_rate`` (in (0, 1)): only patients whose keyed hash falls below the rate, each independently of the
+    others (a Poisson sample); their descendants follow through the parent rows kept."""
     schema, con = dataset.schema, dataset.con
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
     out = Dataset(schema, con, namespace, f"bounded({dataset.source})", files=dataset.files)
@@ -78,6 +84,8 @@ def bounded(
         scope = {**relations, name: source[name]}  # own rows from the input, ancestors already bounded
         keyed = with_patient_key_sql(schema, name, scope)
         where = "q.__patient_key IS NOT NULL"
+        if sample_rate is not None and name == schema.patient.table:
+            where += f" AND {_poisson(tag, sample_rate)}"
         if name != schema.patient.table and link is not None:
             fk, parent, parent_col = link[0].name, link[1], link[2]
             where += f" AND q.{quote(fk)} IN (SELECT {quote(parent_col)} FROM {relations[parent]})"
@@ -94,12 +102,25 @@ def bounded(
     return out
 
 
+def _poisson(tag: str, rate: float) -> str:
+    """SQL keeping a patient (``q.__patient_key``) with probability ``rate``, independently of every other one."""
+    if not 0 < rate < 1:
+        raise ValueError(f"a sampling rate must be in (0, 1); got {rate!r}")
+    threshold = int(rate * (1 << (4 * _HEX)))
+    return f"substr(sha256('{tag}:sample:' || CAST(q.__patient_key AS VARCHAR)), 1, {_HEX}) < '{threshold:0{_HEX}x}'"
+
+
+def count_patients(dataset: Dataset) -> int:
+    """Distinct patients of a dataset (exact: for a DP generator's noisy count only, never published as is)."""
+    root, key = dataset.sql_name(dataset.schema.patient.table), quote(dataset.schema.patient.column)
+    return int(dataset.con.execute(f"SELECT count(DISTINCT {key}) FROM {root}").fetchall()[0][0])
+
+
 def sample_patients(dataset: Dataset, max_patients: int, *, seed: int = 0, namespace: str = "fit_sample") -> Dataset:
     """At most about ``max_patients`` patients with all their rows (a seeded hash of the key decides, as in the
     split); the whole dataset when it has fewer."""
     schema, con = dataset.schema, dataset.con
-    root, key = dataset.sql_name(schema.patient.table), quote(schema.patient.column)
-    n = int(con.execute(f"SELECT count(DISTINCT {key}) FROM {root}").fetchall()[0][0])
+    n = count_patients(dataset)
     if n <= max_patients:
         return dataset
     threshold = int(max_patients / n * (1 << (4 * _HEX)))
@@ -153,7 +174,8 @@ def fit_input(generator: Any, train: Dataset, *, seed: int = 0, progress: Callab
     """The training data a generator fits on in this process, from the train split on either engine.
 
     A DP generator with ``contribution_caps`` gets each patient's rows bounded on the engine (a fresh secret
-    salt), on DuckDB too, so only the capped rows reach this process's memory; any other gets a seeded sample of
+    salt), on DuckDB too, so only the capped rows reach this process's memory; when its ``fit_sample_rate``
+    (``dp_mst``'s ``fit_patients``, from a noisy count) is below 1, only a Poisson sample of patients; any other gets a seeded sample of
     at most ``$SYNTHMED_FIT_PATIENTS`` (default 100,000) patients on Spark, and the whole split on DuckDB.
     """
     say = progress or (lambda _m: None)
@@ -162,8 +184,12 @@ def fit_input(generator: Any, train: Dataset, *, seed: int = 0, progress: Callab
     if getattr(generator, "differentially_private", False) and callable(caps_of):
         caps = caps_of(train.schema)
         limits_of = getattr(generator, "count_limits", None)
+        rate_of = getattr(generator, "fit_sample_rate", None)
+        rate = rate_of(lambda: count_patients(train)) if callable(rate_of) else None
+        if rate is not None:
+            say(f"keeping a Poisson sample of the training patients on the engine, rate {rate:.4g} (fit_patients)")
         say(f"bounding each patient's rows on the engine ({', '.join(f'{t} <= {c}' for t, c in caps.items())})")
-        chosen = bounded(train, caps, salt=secrets.token_bytes(32),
+        chosen = bounded(train, caps, salt=secrets.token_bytes(32), sample_rate=rate,
                          count_limits=limits_of(train.schema) if callable(limits_of) else None)
     elif not spark:
         return train

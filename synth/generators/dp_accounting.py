@@ -213,3 +213,50 @@ def select_values(
     kept = meas({str(key): int(v) for key, v in patient_counts.items()})
     return {str(key): float(v) for key, v in kept.items()}
 
+
+
+# -- fitting on a sample of patients ------------------------------------------------------------------------
+def amplified_epsilon(epsilon: float, rate: float) -> float:
+    """The epsilon of an (epsilon, delta)-DP mechanism run on a Poisson sample of patients at ``rate``.
+
+    ``log(1 + rate (e^epsilon - 1))``, with delta becoming ``rate * delta``, for the add/remove-one-patient
+    relation (Li, Qardaji and Su, ASIACCS 2012; Balle, Barthe and Gaboardi, "Privacy amplification by
+    subsampling", NeurIPS 2018, Theorem 8). Each patient must be kept independently of the others, with a
+    probability that does not depend on the data and a choice nobody can replay."""
+    _check_rate(rate)
+    return float(math.log1p(rate * math.expm1(epsilon)))
+
+
+def epsilon_before_sampling(epsilon: float, rate: float) -> float:
+    """The epsilon a mechanism may spend on a Poisson sample at ``rate`` for ``epsilon`` overall (the inverse of
+    :func:`amplified_epsilon`)."""
+    _check_rate(rate)
+    return float(math.log1p(math.expm1(epsilon) / rate))
+
+
+def _check_rate(rate: float) -> None:
+    if not (0 < rate <= 1 and math.isfinite(rate)):
+        raise GeneratorError(f"a sampling rate must be in (0, 1]; got {rate!r}")
+
+
+@dataclass(frozen=True)
+class NoisyCount:
+    """A count released with pure ``epsilon``-DP (OpenDP's discrete Laplace, sensitivity 1: one patient more or
+    less moves a count of patients by one)."""
+
+    label: str
+    value: int
+    epsilon: float
+    scale: float
+    mechanism: str = "make_laplace"
+
+
+def noisy_count(count: int, *, epsilon: float, label: str) -> NoisyCount:
+    """``count`` plus discrete Laplace noise of scale 1 / ``epsilon`` (epsilon-DP for a count of patients)."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise GeneratorError(f"{label}: the epsilon of a count must be positive and finite; got {epsilon!r}")
+    meas = dp_m.make_laplace(atom_domain(T="i64"), absolute_distance(T="i64"), scale=1.0 / epsilon)
+    spent = float(meas.map(1))
+    if spent > epsilon * (1 + _TOL):  # pragma: no cover - OpenDP's map is exactly 1 / scale here
+        raise GeneratorError(f"{label}: the count would spend epsilon={spent:.3g}, more than {epsilon:.3g}")
+    return NoisyCount(label, int(meas(int(count))), spent, 1.0 / epsilon)

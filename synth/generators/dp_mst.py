@@ -43,6 +43,16 @@ workload target is drawn from its own one-way estimate, not tilted by the contex
 Sampling is post-processing: it costs no privacy, and is seeded. Fitting is not reproducible on purpose:
 DP noise that could be replayed from a seed would protect nothing.
 
+**Fitting on a sample of patients** (``fit_patients``, off by default): when the training split is too large to
+fit in memory, the engine keeps each training patient independently with probability ``rate`` (a keyed hash
+under a fresh secret key: a Poisson sample nobody can replay) before bounding, and the fit runs on that sample.
+The rate comes from a noisy count of the training patients (``COUNT_SHARE`` of epsilon, discrete Laplace), never
+the exact one: ``rate = min(1, fit_patients / noisy count)``. Sampling amplifies privacy, so the fit may spend
+``epsilon_before_sampling(epsilon - count's epsilon, rate)`` at ``delta / rate`` on the sample and the whole
+still gives (``epsilon``, ``delta``) for the add/remove-one-patient relation (``dp_accounting``). Memory then
+follows ``fit_patients``, not the population; the noise is larger relative to the sample than it would be on
+every patient, which is the price.
+
 Sizes are private too: the default release size (:meth:`DPMSTGenerator.release_size`) is the root
 table's noisy row total, a model keeps only noisy totals (``dp_tree``), and the pipeline keeps the
 exact split sizes and fingerprints out of everything it publishes. The schema and the parameters
@@ -54,6 +64,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -63,7 +74,17 @@ from data_schemas.model import Column, Schema
 from data_schemas.rules import compile_check
 from synth.errors import GeneratorError
 from synth.generators.base import Generator, Progress, TrainingData, _violations, breadth_first
-from synth.generators.dp_accounting import Accountant, Charge, epsilon_for_rho, rho_for_epsilon, select_values
+from synth.generators.dp_accounting import (
+    Accountant,
+    Charge,
+    NoisyCount,
+    amplified_epsilon,
+    epsilon_before_sampling,
+    epsilon_for_rho,
+    noisy_count,
+    rho_for_epsilon,
+    select_values,
+)
 from synth.generators.dp_codecs import (
     Codec,
     count_codec,
@@ -89,7 +110,18 @@ REPAIR_ROUNDS = 4  # rounds redrawing only the attributes a broken rule is about
 FINE_TRIES = 3  # candidate values per code of an attribute redrawn under a rule (a code's bin may hold good and bad values)
 MAX_CANDIDATES = 1_000_000  # candidate rows checked at once when an attribute is redrawn under a rule
 KEY = "__primary_key__"  # rows repeating a primary key: redrawn whole
+COUNT_SHARE = 0.01  # of epsilon, for the noisy count of training patients that sets the fit's sampling rate
 _REF = re.compile(r"\b(parent|patient)\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class PatientSample:
+    """How the fit's patients were chosen: a Poisson sample at ``rate``, set from a noisy count of the training
+    patients (``count``); every part of it is public (a function of the parameters and a DP output)."""
+
+    fit_patients: int
+    rate: float
+    count: NoisyCount
 
 
 @dataclass
@@ -153,6 +185,7 @@ class DPMSTGenerator(Generator):
         domain_share: float = 0.1,
         max_children: int = 100,
         targets: tuple[str, ...] | list[str] = (),
+        fit_patients: int | None = None,
     ) -> None:
         super().__init__()
         num = (int, float)
@@ -167,6 +200,8 @@ class DPMSTGenerator(Generator):
             ("max_children", max_children, 1, 10_000),
         ):
             _check(pname, value, isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, f"an int in [{low}, {high}]")
+        _check("fit_patients", fit_patients, fit_patients is None or (isinstance(fit_patients, int) and not isinstance(fit_patients, bool)
+               and 1 <= fit_patients <= 10**9), "an int in [1, 1000000000] or null")
         _check("domain_share", domain_share, isinstance(domain_share, num) and 0 < domain_share < 1, "a float in (0, 1)")
         self._epsilon = float(epsilon)
         self._delta = float(delta)
@@ -179,6 +214,9 @@ class DPMSTGenerator(Generator):
                "a list of 'table.column' names")
         self.max_children = max_children
         self.targets = tuple(targets)
+        self.fit_patients = fit_patients
+        self._planned_sample: PatientSample | None = None  # set by fit_sample_rate, used by the next fit
+        self.sample_: PatientSample | None = None  # the fitted model's sample (None: every training patient)
         self.nodes_: dict[str, Node] = {}
         self.root_: str = ""
         self.anchor_: str | None = None
@@ -205,6 +243,7 @@ class DPMSTGenerator(Generator):
             "domain_share": self.domain_share,
             "max_children": self.max_children,
             "targets": list(self.targets),
+            "fit_patients": self.fit_patients,
         }
 
     def privacy_accounting(self) -> dict[str, Any] | None:
@@ -215,7 +254,50 @@ class DPMSTGenerator(Generator):
         root = self.nodes_.get(self.root_)
         if root is None or root.model is None:
             return None
-        return max(1, int(round(root.model.n_estimate)))
+        rate = self.sample_.rate if self.sample_ is not None else 1.0
+        return max(1, int(round(root.model.n_estimate / rate)))  # the sample's noisy total, scaled to the population
+
+    def fit_sample_rate(self, count_patients: Callable[[], int]) -> float | None:
+        """The rate at which the engine keeps training patients (Poisson) before bounding, or None for all.
+
+        With ``fit_patients`` set, ``count_patients()`` (the exact number of training patients) is released only
+        through a noisy count (``COUNT_SHARE`` of epsilon) and the rate is ``fit_patients`` over it, capped at 1;
+        the next ``fit`` accounts for the count and for the sampling (``synth.engine.local.fit_input``)."""
+        self._planned_sample = None if self.fit_patients is None else self._patient_sample(count_patients())
+        if self._planned_sample is None or self._planned_sample.rate >= 1:
+            return None
+        return self._planned_sample.rate
+
+    def _patient_sample(self, n_patients: int) -> PatientSample:
+        assert self.fit_patients is not None
+        count = noisy_count(n_patients, epsilon=COUNT_SHARE * self._epsilon, label="count:training patients")
+        return PatientSample(self.fit_patients, min(1.0, self.fit_patients / max(1, count.value)), count)
+
+    def _sample_patients(self, data: TrainingData, rate: float) -> TrainingData:
+        """``data`` with each patient kept independently with probability ``rate`` (fresh randomness, never
+        replayable): the fit's own Poisson sample when no engine sampled before it (``fit`` called directly)."""
+        if rate >= 1:
+            return data
+        ptable, pcol = data.schema.patient.table, data.schema.patient.column
+        frame = data.frames[ptable]
+        patients = frame[pcol].drop_duplicates().to_numpy()
+        rng = np.random.default_rng(secrets.randbits(128))
+        kept = frame[frame[pcol].isin(patients[rng.random(len(patients)) < rate])].reset_index(drop=True)
+        return TrainingData(data.schema, {**data.frames, ptable: kept}, data.child_counts)  # descendants follow in _bounded_rows
+
+    def _fit_budget(self, plan: PatientSample | None) -> tuple[float, float]:
+        """(epsilon, delta) the measurements on the fit's rows may spend: all of it on every patient; on a sample,
+        what remains after the count, before amplification by sampling at the sample's rate."""
+        if plan is None:
+            return self._epsilon, self._delta
+        epsilon = self._epsilon - plan.count.epsilon
+        if plan.rate >= 1:
+            return epsilon, self._delta
+        delta = self._delta / plan.rate
+        if delta >= 1:
+            raise GeneratorError(f"dp_mst cannot fit on a sample at rate {plan.rate:.3g} with delta {self._delta:g}: the sample's "
+                                 f"delta would be {delta:.3g}; raise fit_patients or delta.")
+        return epsilon_before_sampling(epsilon, plan.rate), delta
 
     def contribution_caps(self, schema: Schema) -> dict[str, int]:
         """Rows per patient each table contributes at most (public: the schema and the parameters decide).
@@ -331,18 +413,27 @@ class DPMSTGenerator(Generator):
         schema = data.schema
         self._plan(schema)
         self._check_targets(schema)
+        plan, self._planned_sample = self._planned_sample, None
+        if self.fit_patients is not None and plan is None:  # no engine sampled (fit called directly): sample here
+            plan = self._patient_sample(data.n_patients())
+            data = self._sample_patients(data, plan.rate)
+        self.sample_ = plan
+        epsilon, delta = self._fit_budget(plan)
+        if plan is not None:
+            progress(f"fitting on a Poisson sample of training patients at rate {plan.rate:.4g} (fit_patients {plan.fit_patients:,}): "
+                     f"epsilon {epsilon:.4g}, delta {delta:.3g} on the sample")
         rng = np.random.default_rng(secrets.randbits(128))  # contribution bounds: never replayable
         progress("bounding each patient's rows")
         rows = self._bounded_rows(data, rng)
         numeric = {name: self._numeric_dates(schema, node, rows) for name, node in self.nodes_.items()}
         groups = self._selection_groups(schema)
         n_sel = len(groups)
-        delta_sel = self._delta / 2.0 / n_sel if n_sel else 0.0
-        delta_conv = self._delta - delta_sel * n_sel
-        rho_total = rho_for_epsilon(self._epsilon, delta_conv)
+        delta_sel = delta / 2.0 / n_sel if n_sel else 0.0
+        delta_conv = delta - delta_sel * n_sel
+        rho_total = rho_for_epsilon(epsilon, delta_conv)
         accountant = Accountant(rho_budget=rho_total, delta_budget=delta_sel * n_sel)
         rho_domain = self.domain_share * rho_total if n_sel else 0.0
-        progress(f"privacy budget: epsilon {self._epsilon:g}, delta {self._delta:g} -> rho {rho_total:.4g} (zCDP)")
+        progress(f"privacy budget: epsilon {epsilon:.4g}, delta {delta:.3g} -> rho {rho_total:.4g} (zCDP)")
         kept: dict[tuple[str, str], list[str]] = {}
         for (node_name, group), columns in groups.items():
             progress(f"selecting the values of {node_name}.{group} privately")
@@ -375,12 +466,37 @@ class DPMSTGenerator(Generator):
             "rho_budget": rho_total,
             "rho_spent": spent_rho,
             "delta_selection": spent_delta,
-            "epsilon_spent": epsilon_for_rho(spent_rho, self._delta - spent_delta) if spent_rho > 0 else 0.0,
+            "epsilon_spent": self._overall_epsilon(epsilon_for_rho(spent_rho, delta - spent_delta) if spent_rho > 0 else 0.0, plan),
             "rows_per_patient_cap": {name: node.cap for name, node in self.nodes_.items()},
             "children_per_row_limit": {f"{name}.{c}": self._count_limit(node, c) for name, node in self.nodes_.items() for c in node.children},
             "workload": list(self.targets),
             "spent_by": accountant.summary(),
             "kept_values": {f"{t}.{g}": len(v) for (t, g), v in kept.items()},
+        }
+        if plan is not None:
+            self.accounting_["fit_sample"] = self._sample_accounting(plan, epsilon, delta)
+
+    @staticmethod
+    def _overall_epsilon(spent: float, plan: PatientSample | None) -> float:
+        """The epsilon of the whole fit from the epsilon spent on its rows: plus the count's, amplified by sampling."""
+        if plan is None:
+            return spent
+        return plan.count.epsilon + (amplified_epsilon(spent, plan.rate) if plan.rate < 1 else spent)
+
+    @staticmethod
+    def _sample_accounting(plan: PatientSample, epsilon: float, delta: float) -> dict[str, Any]:
+        return {
+            "fit_patients": plan.fit_patients,
+            "rate": plan.rate,
+            "selection": "Poisson: each training patient kept independently with probability rate (keyed by a fresh secret)",
+            "rate_from": "fit_patients over a noisy count of the training patients, capped at 1",
+            "count_epsilon": plan.count.epsilon,
+            "count_mechanism": f"OpenDP {plan.count.mechanism} (discrete Laplace, scale {plan.count.scale:.4g}, sensitivity 1)",
+            "epsilon_on_sample": epsilon,
+            "delta_on_sample": delta,
+            "amplification": ("Poisson subsampling, add/remove one patient: epsilon' = log(1 + rate (e^epsilon - 1)), "
+                              "delta' = rate delta (Balle, Barthe and Gaboardi, NeurIPS 2018, Theorem 8)"
+                              if plan.rate < 1 else "none (rate 1: every training patient)"),
         }
 
     def _order(self) -> list[str]:

@@ -174,6 +174,7 @@ def _model_state(value: Any, prefix: Path_ = (), seen: set[int] | None = None) -
 
 # every neighbour test runs dp_mst with a workload (the selection bonus) and child counts past the row cap
 DP_PARAMS: dict[str, Any] = {"targets": ["claims.care_type"], "max_rows_per_patient": 4, "max_children": 40}
+SAMPLED = "dp_mst fitted on a sample"  # epsilon 4, fit_patients 40: a Poisson sample of about a third of the training patients
 
 
 def saved_model(folder: Path, generator: str, path: Path) -> dict[Path_, Any]:
@@ -204,9 +205,10 @@ class Runs:
 def released(folder: Path, generator: str, where: Path) -> dict[Path_, Any]:
     """Release ``generator`` on ``folder`` into a fresh store; every field published about it."""
     store = Store(where)
-    epsilon = 1.0 if generator == "dp_mst" else None
-    params = DP_PARAMS if generator == "dp_mst" else None
-    info = release(KR, folder, generator=generator, params=params, store=store, secret=SECRET.encode(), epsilon=epsilon, seed=3)
+    name = "dp_mst" if generator == SAMPLED else generator
+    epsilon = (4.0 if generator == SAMPLED else 1.0) if name == "dp_mst" else None
+    params = {**DP_PARAMS, "fit_patients": 40} if generator == SAMPLED else DP_PARAMS if name == "dp_mst" else None
+    info = release(KR, folder, generator=name, params=params, store=store, secret=SECRET.encode(), epsilon=epsilon, seed=3)
     return published(store, info.release_id)
 
 
@@ -276,6 +278,21 @@ def test_removing_a_patient_with_1000_claims_moves_nothing_published(world) -> N
     d_prime = _write(_without(heavy, patient), tmp / "d-heavy-minus-patient")
     found = leaks(made, d, d_prime)
     assert not found, _message(found)
+
+
+def test_a_fit_on_a_sample_of_patients_moves_nothing_published(world) -> None:
+    """``fit_patients``: the sampling rate comes from a noisy count and is published; were it the exact count's,
+    the rate (and the budget on the sample) would be constant on D and move on D'."""
+    population, tmp, d, made = world
+    patient = _train_patient(population, tmp / "probe-sampled")
+    d_prime = _write(_without(population, patient), tmp / "d-minus-patient-sampled")
+    found = leaks(made, d, d_prime, generator=SAMPLED)
+    assert not found, _message(found)
+    sample = ("manifest", "generator", "privacy_accounting", "fit_sample")
+    runs = made.runs(d, SAMPLED, 2)
+    assert all(r[(*sample, "fit_patients")] == 40 for r in runs)
+    rates = [r[(*sample, "rate")] for r in runs]  # 40 over a count of ~120 plus noise of scale 25 (1 if it falls below 40)
+    assert all(0 < x <= 1 for x in rates) and min(rates) < 1, rates
 
 
 def test_the_neighbour_test_catches_a_deterministic_leak(world) -> None:

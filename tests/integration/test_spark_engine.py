@@ -185,15 +185,20 @@ def test_dp_bounded_rows_and_marginals_are_identical(spark: Any, prepared: dict[
             rows = {t: sorted(local.to_arrow(t).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
                     for t in schema.tables}
             children = {t: sorted(local.con.execute(f"SELECT key, n FROM {rel}").fetchall()) for t, rel in local.child_counts.items()}
-            results[engine] = (train.row_counts(), counts, rows, children)
+            sampled = bounded(train, caps, salt=salt, count_limits=limits, sample_rate=0.5, namespace="sampled")  # fit_patients
+            kept = {t: sampled.con.execute(f"SELECT count(*) FROM {sampled.sql_name(t)}").fetchall()[0][0] for t in caps}
+            patients = sorted(k for (k,) in sampled.con.execute(f"SELECT patient_id FROM {sampled.sql_name('patients')}").fetchall())
+            results[engine] = (train.row_counts(), counts, rows, children, (patients, kept))
         finally:
             con.close()
-    before, counts, rows, children = results["duckdb"]
+    before, counts, rows, children, sample = results["duckdb"]
     assert sum(len(v) for v in rows.values()) < sum(before.values())  # the caps dropped rows: bounding was exercised
     assert sorted(children) == sorted(limits) and max(n for t in children for _, n in children[t]) > 4  # counted past the cap
     assert results["spark"][1] == counts
     assert results["spark"][2] == rows
     assert results["spark"][3] == children  # children per kept parent row, counted before the cap
+    assert 0 < len(sample[0]) < len(rows["patients"]) and sample[1]["claims"] < len(rows["claims"])
+    assert results["spark"][4] == sample  # the same Poisson sample of patients and the rows below them
 
 
 def test_fidelity_is_equal_within_1e_9(spark: Any, folders: dict[str, Path], prepared: dict[str, Path]) -> None:
