@@ -4,6 +4,8 @@ processes on the demo claims population at 1M-100M claim rows, DuckDB against Sp
     .venv/bin/python benchmarks/bench_scale.py --rows 1000000 10000000 --engines duckdb spark
     .venv/bin/python benchmarks/bench_scale.py --rows 2000 --work /tmp/s --out-dir /tmp/s   # smoke
     .venv/bin/python benchmarks/bench_scale.py --rows 1000000 --engines spark --stages evaluate  # rerun one stage
+    .venv/bin/python benchmarks/bench_scale.py --rows 100000000 --engines duckdb --stages release evaluate \
+        --fit-patients 100000 --release-patients 100000   # dp_mst fitted on a Poisson sample, a cohort of 100,000
 
 Data: ``synth.demo_population.simulate`` (kr_claims: patients, claims, claim_details, diagnoses, prescriptions),
 drawn in chunks of patients (each chunk its own seed, its ids suffixed by the chunk number) and appended to one
@@ -127,7 +129,7 @@ def run_stage(cmd: list[str], env: dict[str, str], timeout: float, log: Path | N
 
 
 def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[str, str],
-               stages: tuple[str, ...] = STAGES) -> dict[str, dict[str, Any]]:
+               stages: tuple[str, ...] = STAGES, release_args: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """The stages on one engine; a stage after a failure is recorded as not run. A stage left out of ``stages`` is not
     run: the later ones use what an earlier run of it left under ``work`` (the prepared folder, the store)."""
     prepared, store = work / f"prepared-{engine}", work / f"store-{engine}"
@@ -144,7 +146,7 @@ def run_engine(engine: str, data: Path, work: Path, timeout: float, env: dict[st
         "validate": ["validate", str(data), *common, "--json"],
         "prepare": ["prepare", str(data), *common, "--output", str(prepared)],
         "release": ["release", "--data", str(prepared), *common, "--generator", "dp_mst", "--epsilon", "4",
-                    "--store", str(store), "--quiet"],
+                    "--store", str(store), "--quiet", *release_args],
     }
     for stage in (s for s in STAGES if s in stages):
         if any(r["status"] != "ok" for r in results.values()):
@@ -191,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
                         help="stages to run (default all); a later stage alone reuses the earlier stages' outputs under --work")
+    parser.add_argument("--fit-patients", type=int, default=None,
+                        help="dp_mst's fit_patients: fit on a Poisson sample of about this many training patients")
+    parser.add_argument("--release-patients", type=int, default=None, help="patients in the release (default: dp_mst's estimate)")
     args = parser.parse_args(argv)
+    release_args = ((*(["--param", f"fit_patients={args.fit_patients}"] if args.fit_patients else []),
+                     *(["--patients", str(args.release_patients)] if args.release_patients else [])))
 
     env = {**os.environ, "SYNTHMED_SECRET": SECRET, "SYNTHMED_SPARK_MASTER": os.environ.get("SYNTHMED_SPARK_MASTER", "local[2]")}
     sys.path.insert(0, str(REPO))
@@ -206,14 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.generate_only:
             continue
         for engine in args.engines:
-            for stage, got in run_engine(engine, data / "data", data, args.timeout, env, tuple(args.stages)).items():
+            for stage, got in run_engine(engine, data / "data", data, args.timeout, env, tuple(args.stages), release_args).items():
                 rows_out.append({"claims": counts["claims"], "all_rows": sum(counts.values()), "engine": engine,
                                  "stage": stage, **got})
     if args.generate_only:
         return 0
     setup = {"cores": os.cpu_count(), "spark_master": env["SYNTHMED_SPARK_MASTER"],
              "spark_driver_memory": driver_memory(env["SYNTHMED_SPARK_MASTER"]), "timeout_s": args.timeout,
-             "duckdb_memory_limit": env.get("SYNTHMED_MEMORY_LIMIT", "half of RAM (synth.spill)")}
+             "duckdb_memory_limit": env.get("SYNTHMED_MEMORY_LIMIT", "half of RAM (synth.spill)"),
+             "release_args": list(release_args)}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "scale.json").write_text(json.dumps({"setup": setup, "results": rows_out}, indent=1))
     md = table_md(rows_out)
