@@ -127,6 +127,8 @@ class Dataset:
     """Per table, the SQL name of a relation ``(key, n)``: how many rows of that table each parent row had before
     a per-patient cap dropped some (clipped at a public limit), keyed by the parent's key value. Set by
     ``synth.engine.local.bounded`` so a DP generator fitted on bounded rows still counts children past the cap."""
+    sample_rate: float | None = None
+    """The rate of the Poisson sample of patients these tables hold (``bounded(..., sample_rate=)``), None for all."""
 
     def sql_name(self, table: str) -> str:
         """The quoted SQL name of a table's view, for use in queries."""

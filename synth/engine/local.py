@@ -65,7 +65,7 @@ def bounded(
     others (a Poisson sample); their descendants follow through the parent rows kept."""
     schema, con = dataset.schema, dataset.con
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
-    out = Dataset(schema, con, namespace, f"bounded({dataset.source})", files=dataset.files)
+    out = Dataset(schema, con, namespace, f"bounded({dataset.source})", files=dataset.files, sample_rate=sample_rate)
     relations = out.relations()
     source = dataset.relations()
     tag = salt.hex()
@@ -155,6 +155,7 @@ def to_local(dataset: Dataset, *, namespace: str = "train") -> Dataset:
     local, report = frames_to_dataset(dataset.schema, frames, namespace=namespace, source=dataset.source)
     if not report.ok:
         raise DataValidationError(report)
+    local.sample_rate = dataset.sample_rate
     for table, relation in dataset.child_counts.items():
         view = f"__counts_{namespace}_{table}"
         local.con.register(view, dataset.con.sql(f"SELECT * FROM {relation}").to_arrow_table())

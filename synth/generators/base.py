@@ -41,6 +41,8 @@ class TrainingData:
     child_counts: dict[str, pd.DataFrame] = field(default_factory=dict)
     """Per table cut by a per-patient cap before the fit: ``key`` (the parent row's key, coded like the frames'
     ids) and ``n``, that parent row's rows in the table before the cap (clipped at a public limit)."""
+    sample_rate: float | None = None
+    """The rate of the Poisson sample of patients the engine kept (``Dataset.sample_rate``), None for all."""
 
     def n_patients(self) -> int:
         col = self.schema.patient.column
@@ -136,7 +138,7 @@ def training_data(train: Dataset, *, categorical_text: bool = False) -> Training
             counts[table_name] = con.execute(
                 f"SELECT k.code AS key, c.n FROM {relation} c JOIN {quote(codes[domain])} k ON CAST(c.key AS VARCHAR) = k.v"
             ).df()
-    return TrainingData(schema, frames, counts)
+    return TrainingData(schema, frames, counts, train.sample_rate)
 
 
 @dataclass

@@ -283,7 +283,7 @@ class DPMSTGenerator(Generator):
         patients = frame[pcol].drop_duplicates().to_numpy()
         rng = np.random.default_rng(secrets.randbits(128))
         kept = frame[frame[pcol].isin(patients[rng.random(len(patients)) < rate])].reset_index(drop=True)
-        return TrainingData(data.schema, {**data.frames, ptable: kept}, data.child_counts)  # descendants follow in _bounded_rows
+        return TrainingData(data.schema, {**data.frames, ptable: kept}, data.child_counts, rate)  # descendants follow in _bounded_rows
 
     def _fit_budget(self, plan: PatientSample | None) -> tuple[float, float]:
         """(epsilon, delta) the measurements on the fit's rows may spend: all of it on every patient; on a sample,
@@ -414,8 +414,12 @@ class DPMSTGenerator(Generator):
         self._plan(schema)
         self._check_targets(schema)
         plan, self._planned_sample = self._planned_sample, None
-        if self.fit_patients is not None and plan is None:  # no engine sampled (fit called directly): sample here
+        if data.sample_rate is not None and (plan is None or plan.rate != data.sample_rate):
+            raise GeneratorError(f"dp_mst was given a sample of patients at rate {data.sample_rate:.4g} that its own noisy count "
+                                 "did not set (fit_sample_rate); its accounting would not hold.")
+        if self.fit_patients is not None and plan is None:  # fit called directly: count here
             plan = self._patient_sample(data.n_patients())
+        if plan is not None and data.sample_rate is None:  # no engine sampled: sample here, never claim a sample not drawn
             data = self._sample_patients(data, plan.rate)
         self.sample_ = plan
         epsilon, delta = self._fit_budget(plan)

@@ -167,3 +167,21 @@ def test_fit_patients_is_checked(train) -> None:
     assert get_generator("dp_mst", fit_patients=50).get_params()["fit_patients"] == 50
     with pytest.raises(GeneratorError, match="raise fit_patients or delta"):
         get_generator("dp_mst", epsilon=1.0, delta=1e-2, fit_patients=1).fit(train)
+
+
+def test_a_planned_rate_is_never_claimed_for_rows_that_were_not_sampled(train) -> None:
+    """Asking for a rate and then fitting on the whole split would spend the sample's larger budget on everyone: the
+    generator draws the sample itself instead. Rows sampled at a rate it did not set are refused."""
+    n = count_patients(train)
+    gen = get_generator("dp_mst", epsilon=4.0, fit_patients=300)
+    rate = gen.fit_sample_rate(lambda: n)
+    gen.fit(train)  # not the engine's sample
+    assert gen.sample_.rate == rate
+    assert abs(gen.nodes_[gen.root_].model.n_estimate - n * rate) < 6 * math.sqrt(n * rate) + 10
+    caps = gen.contribution_caps(KR)
+    foreign = bounded(train, caps, salt=SALT, sample_rate=0.5, namespace="foreign")
+    assert foreign.sample_rate == 0.5
+    with pytest.raises(GeneratorError, match="did not set"):
+        get_generator("dp_mst", epsilon=4.0).fit(foreign)
+    with pytest.raises(GeneratorError, match="did not set"):
+        get_generator("dp_mst", epsilon=4.0, fit_patients=300).fit(foreign)
