@@ -456,7 +456,8 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def manifest_summary(store: Store, release_id: str) -> dict[str, Any]:
-    """The manifest's generator, parameters, seed, split parameters and epsilon (a broken manifest says why).
+    """The manifest's generator, parameters, seed, split parameters, epsilon and, for a DP fit on a sample of patients,
+    its rate and budget on the sample (a broken manifest says why).
 
     Split sizes and fingerprints are private (the catalog's ``release_sources``): the app never reads them.
     """
@@ -472,6 +473,7 @@ def manifest_summary(store: Store, release_id: str) -> dict[str, Any]:
         "differentially_private": gen.get("differentially_private"),
         "epsilon": gen.get("epsilon"),
         "delta": gen.get("delta"),
+        "fit_sample": (gen.get("privacy_accounting") or {}).get("fit_sample"),  # dp_mst fitted on a Poisson sample
         "seed": m.get("seed"),
         "n_patients": m.get("n_patients"),
         "rows": m.get("rows", {}),

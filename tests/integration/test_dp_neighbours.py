@@ -293,6 +293,7 @@ def test_a_fit_on_a_sample_of_patients_moves_nothing_published(world) -> None:
     assert all(r[(*sample, "fit_patients")] == 40 for r in runs)
     rates = [r[(*sample, "rate")] for r in runs]  # 40 over a count of ~120 plus noise of scale 25 (1 if it falls below 40)
     assert all(0 < x <= 1 for x in rates) and min(rates) < 1, rates
+    assert all(r[("app", "manifest_summary", "fit_sample", "rate")] == x for r, x in zip(runs, rates))  # the reviewer sees it
 
 
 def test_the_neighbour_test_catches_a_deterministic_leak(world) -> None:
