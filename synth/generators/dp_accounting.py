@@ -221,8 +221,9 @@ def amplified_epsilon(epsilon: float, rate: float) -> float:
 
     ``log(1 + rate (e^epsilon - 1))``, with delta becoming ``rate * delta``, for the add/remove-one-patient
     relation (Li, Qardaji and Su, ASIACCS 2012; Balle, Barthe and Gaboardi, "Privacy amplification by
-    subsampling", NeurIPS 2018, Theorem 8). Each patient must be kept independently of the others, with a
-    probability that does not depend on the data and a choice nobody can replay."""
+    subsampling", NeurIPS 2018, Poisson sampling). Each patient must be kept independently of the others, with a
+    probability fixed before the sample is drawn (a function of public parameters and DP outputs only: adaptive
+    composition covers a rate set from a noisy count) and a choice nobody can replay."""
     _check_rate(rate)
     return float(math.log1p(rate * math.expm1(epsilon)))
 

@@ -499,7 +499,7 @@ class DPMSTGenerator(Generator):
             "epsilon_on_sample": epsilon,
             "delta_on_sample": delta,
             "amplification": ("Poisson subsampling, add/remove one patient: epsilon' = log(1 + rate (e^epsilon - 1)), "
-                              "delta' = rate delta (Balle, Barthe and Gaboardi, NeurIPS 2018, Theorem 8)"
+                              "delta' = rate delta (Li, Qardaji and Su 2012; Balle, Barthe and Gaboardi, NeurIPS 2018)"
                               if plan.rate < 1 else "none (rate 1: every training patient)"),
         }
 
