@@ -177,6 +177,7 @@ def column_stats(
 
 TAIL_ROWS = 10  # real values at least beyond a stored edge, so no stored number is an individual's exact value
 TAIL_SHARE = 0.01
+QUANTILE_VALUES = 100_000_000  # values the quantiles of one statement hold at most: DuckDB's quantile state does not spill
 
 
 def robust_range(con: duckdb.DuckDBPyConnection, relation: str, column: Column) -> tuple[float, float] | None:
@@ -190,21 +191,41 @@ def robust_range(con: duckdb.DuckDBPyConnection, relation: str, column: Column) 
     return robust_ranges(con, relation, [column])[column.name]
 
 
+def _batches(parts: Sequence[tuple[str, int]], budget: int) -> list[list[str]]:
+    """Consecutive expressions grouped so that each group's values add up to at most ``budget`` (one larger part
+    alone)."""
+    out: list[list[str]] = []
+    held = budget + 1
+    for expr, n in parts:
+        if held + n > budget:
+            out.append([])
+            held = 0
+        out[-1].append(expr)
+        held += n
+    return out
+
+
 def robust_ranges(
     con: duckdb.DuckDBPyConnection, relation: str, columns: Sequence[Column]
 ) -> dict[str, tuple[float, float] | None]:
-    """``robust_range`` of several columns of one relation in two statements (counts, then every quantile), not
-    two per column: on Spark each statement is a job, and a table's columns were most of the fidelity family's."""
+    """``robust_range`` of several columns of one relation in few statements (counts, then the quantiles), not two
+    per column: on Spark each statement is a job, and a table's columns were most of the fidelity family's.
+
+    Each quantile holds all of its column's values (DuckDB's quantile state does not spill), so a statement takes
+    quantiles of at most ``QUANTILE_VALUES`` values in all: 100M claims' columns in one statement ran out of
+    DuckDB's memory budget."""
     if not columns:
         return {}
     nums = [numeric_expr(col) for col in columns]
     counts = con.execute(f"SELECT {', '.join(f'count({num})' for num in nums)} FROM {relation}").fetchall()[0]
-    parts: list[str] = []
+    parts: list[tuple[str, int]] = []
     for num, n in zip(nums, counts):
         if n:
             q = min(0.5, max(TAIL_SHARE, TAIL_ROWS / n))
-            parts.extend([f"quantile_cont({num}, {q!r})", f"quantile_cont({num}, {1 - q!r})"])
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchall()[0] if parts else ()
+            parts.extend([(f"quantile_cont({num}, {q!r})", int(n)), (f"quantile_cont({num}, {1 - q!r})", int(n))])
+    row: list[Any] = []
+    for batch in _batches(parts, QUANTILE_VALUES):
+        row.extend(con.execute(f"SELECT {', '.join(batch)} FROM {relation}").fetchall()[0])
     out: dict[str, tuple[float, float] | None] = {}
     at = 0
     for col, n in zip(columns, counts):

@@ -201,3 +201,37 @@ def test_scored_columns_follow_schema_roles_not_dtypes() -> None:
 
 def test_column_helpers_reject_bad_input() -> None:
     assert Column(name="x", type="numerical").type == "numerical"
+
+
+def test_robust_ranges_bound_the_values_one_statement_holds(monkeypatch) -> None:
+    """DuckDB's quantile keeps every value of its column and does not spill: at 100M claims one statement over all
+    of a table's columns ran out of memory. A statement now takes at most ``QUANTILE_VALUES`` values' quantiles;
+    the ranges are the same as in one statement."""
+    import duckdb
+
+    from evaluate.fidelity import _common
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT i::DOUBLE AS a, (i * 7 % 101)::BIGINT AS b, "
+                "CASE WHEN i % 3 = 0 THEN NULL ELSE i / 10.0 END AS c FROM range(1000) r(i)")
+    cols = [Column(name=n, type="numerical") for n in ("a", "b", "c")]
+    whole = _common.robust_ranges(con, "t", cols)
+
+    class Counting:
+        def __init__(self) -> None:
+            self.quantile_statements: list[int] = []
+
+        def execute(self, sql: str):
+            if "quantile_cont" in sql:
+                self.quantile_statements.append(sql.count("quantile_cont"))
+            return con.execute(sql)
+
+    counting = Counting()
+    monkeypatch.setattr(_common, "QUANTILE_VALUES", 2000)  # two quantiles of a 1,000-row column per statement
+    assert _common.robust_ranges(counting, "t", cols) == whole
+    assert counting.quantile_statements == [2, 2, 2]
+    counting.quantile_statements.clear()
+    monkeypatch.setattr(_common, "QUANTILE_VALUES", 10)  # each quantile alone, even past the budget
+    assert _common.robust_ranges(counting, "t", cols) == whole
+    assert counting.quantile_statements == [1] * 6
+    assert whole["a"] == (pytest.approx(9.99), pytest.approx(989.01)) and whole["c"] is not None
