@@ -85,7 +85,7 @@ def bounded(
         keyed = with_patient_key_sql(schema, name, scope)
         where = "q.__patient_key IS NOT NULL"
         if sample_rate is not None and name == schema.patient.table:
-            where += f" AND {_poisson(tag, sample_rate)}"
+            where += f" AND {_kept_at(f'{tag}:sample', sample_rate)}"
         if name != schema.patient.table and link is not None:
             fk, parent, parent_col = link[0].name, link[1], link[2]
             where += f" AND q.{quote(fk)} IN (SELECT {quote(parent_col)} FROM {relations[parent]})"
@@ -102,12 +102,13 @@ def bounded(
     return out
 
 
-def _poisson(tag: str, rate: float) -> str:
-    """SQL keeping a patient (``q.__patient_key``) with probability ``rate``, independently of every other one."""
+def _kept_at(prefix: str, rate: float) -> str:
+    """SQL keeping a patient (``q.__patient_key``) with probability ``rate``, independently of every other one: its
+    hash under ``prefix`` (a secret salt, or a seed) below the rate."""
     if not 0 < rate < 1:
         raise ValueError(f"a sampling rate must be in (0, 1); got {rate!r}")
     threshold = int(rate * (1 << (4 * _HEX)))
-    return f"substr(sha256('{tag}:sample:' || CAST(q.__patient_key AS VARCHAR)), 1, {_HEX}) < '{threshold:0{_HEX}x}'"
+    return f"substr(sha256('{prefix}:' || CAST(q.__patient_key AS VARCHAR)), 1, {_HEX}) < '{threshold:0{_HEX}x}'"
 
 
 def count_patients(dataset: Dataset) -> int:
@@ -123,10 +124,9 @@ def sample_patients(dataset: Dataset, max_patients: int, *, seed: int = 0, names
     n = count_patients(dataset)
     if n <= max_patients:
         return dataset
-    threshold = int(max_patients / n * (1 << (4 * _HEX)))
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(namespace)}")
     out = Dataset(schema, con, namespace, f"sample({dataset.source})", files=dataset.files)
-    keep = f"substr(sha256('fit:{int(seed)}:' || CAST(q.__patient_key AS VARCHAR)), 1, {_HEX}) < '{threshold:0{_HEX}x}'"
+    keep = _kept_at(f"fit:{int(seed)}", max_patients / n)
     relations = dataset.relations()
     for name in schema.topological_order():
         table = schema.tables[name]
