@@ -214,7 +214,6 @@ def select_values(
     return {str(key): float(v) for key, v in kept.items()}
 
 
-
 # -- fitting on a sample of patients ------------------------------------------------------------------------
 def amplified_epsilon(epsilon: float, rate: float) -> float:
     """The epsilon of an (epsilon, delta)-DP mechanism run on a Poisson sample of patients at ``rate``.
