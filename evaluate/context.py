@@ -1,6 +1,7 @@
 """What every metric receives: the schema and train / holdout / synthetic datasets in one DuckDB connection."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def load_context(
     options: EvalOptions | None = None,
     strict_synthetic: bool = False,
     engine: str = "duckdb",
+    say: Callable[[str], None] | None = None,
 ) -> EvalContext:
     """Read and validate the folders into one connection; raise DataValidationError on any problem.
 
@@ -61,6 +63,7 @@ def load_context(
     (``SYNTHETIC_FINDINGS``) are what fidelity metrics measure (``fidelity.rule_violations``,
     ``fidelity.referential_integrity``...), so they do not stop the evaluation unless ``strict_synthetic``;
     structural problems (missing tables or columns, unreadable files, values that do not parse) always do.
+    ``say`` hears each table read and checked.
     """
     from synth.engine import connection
 
@@ -71,9 +74,9 @@ def load_context(
         if folder is None:
             continue
         if ns == "synthetic":
-            dataset, report = read_synthetic(schema, folder, con=con, strict=strict_synthetic)
+            dataset, report = read_synthetic(schema, folder, con=con, strict=strict_synthetic, say=say)
         else:
-            dataset, report = read_dataset(schema, folder, con=con, namespace=ns)
+            dataset, report = read_dataset(schema, folder, con=con, namespace=ns, progress=say)
             if not report.ok:
                 raise DataValidationError(report)
         datasets[ns] = dataset
@@ -90,10 +93,11 @@ def load_context(
 
 
 def read_synthetic(
-    schema: Schema, folder: str | Path, *, con: duckdb.DuckDBPyConnection, strict: bool = False
+    schema: Schema, folder: str | Path, *, con: duckdb.DuckDBPyConnection, strict: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[Dataset, ValidationReport]:
     """Read synthetic data into namespace ``synthetic``; only structural problems (or any, if strict) stop it."""
-    dataset, report = read_dataset(schema, folder, con=con, namespace="synthetic")
+    dataset, report = read_dataset(schema, folder, con=con, namespace="synthetic", progress=say)
     tolerated = frozenset() if strict else SYNTHETIC_FINDINGS
     if any(p.kind not in tolerated for p in report.problems):
         raise DataValidationError(report)

@@ -15,7 +15,7 @@ import stat
 import threading
 import weakref
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,19 +290,23 @@ def read_dataset(
     *,
     con: duckdb.DuckDBPyConnection | None = None,
     namespace: str = "data",
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Dataset, ValidationReport]:
     """Read a folder into DuckDB and check it; returns the dataset and the report of every problem.
 
     Files are read by a separate connection that may read ``data_dir`` only and runs no SQL from the
     schema; their rows stream into ``con`` (which needs no file access at all), where the checks and
-    the schema's rules run.
+    the schema's rules run. ``progress`` hears a line per table read and per table checked (at 100M
+    rows reading and checking are minutes each).
     """
     con = con or connect()
+    say = progress or (lambda _m: None)
     if is_spark(con) and str(data_dir).startswith(TABLE_PREFIX):  # tables of the Spark catalog, not files
         report = ValidationReport(schema=schema.name, source=str(data_dir))
         _create_namespace(con, namespace)
+        say(f"reading the tables {data_dir}* on Spark")
         read_tables_spark(con, schema, str(data_dir)[len(TABLE_PREFIX):], namespace, report)
-        _check(con, namespace, schema, report)
+        _check(con, namespace, schema, report, say=say)
         return Dataset(schema, con, namespace, str(data_dir), files=report.files), report
     data_dir = Path(data_dir)
     report = ValidationReport(schema=schema.name, source=str(data_dir))
@@ -315,22 +319,25 @@ def read_dataset(
         return Dataset(schema, con, namespace, str(data_dir)), report
     used: set[Path] = set()
     arrow: dict[str, pa.Table] = {}
-    _read_tables(con, schema, data_dir, namespace, report, used, arrow)
+    _read_tables(con, schema, data_dir, namespace, report, used, arrow, say)
     named = {f.strip() for p in report.problems if p.file for f in p.file.split(",")}
     ignored = sorted(p.name for p in data_dir.iterdir()
                      if p.is_file() and p not in used and _is_data_file(p) and p.name not in named)
     if ignored:
         report.notes.append(f"files matching no table were ignored: {', '.join(ignored)}")
-    _check(con, namespace, schema, report, arrow)
+    _check(con, namespace, schema, report, arrow, say=say)
     dataset = Dataset(schema, con, namespace, str(data_dir), files=report.files, arrow=arrow)
     return dataset, report
 
 
 def _read_tables(con: duckdb.DuckDBPyConnection, schema: Schema, data_dir: Path, namespace: str,
-                 report: ValidationReport, used: set[Path], arrow_out: dict[str, pa.Table]) -> None:
+                 report: ValidationReport, used: set[Path], arrow_out: dict[str, pa.Table],
+                 say: Callable[[str], None]) -> None:
     for table in schema.tables.values():
         files = match_files(table, data_dir, report)
         used.update(files)
+        if files:
+            say(f"reading {_files_said(files, data_dir)} as table {table.name}")
         report.files[table.name] = [str(f.relative_to(data_dir)) if f.parent != data_dir else f.name for f in files]
         if not files and any(p.table == table.name and p.kind in ("not_a_file", "ambiguous_files") for p in report.problems):
             _create_empty(con, namespace, table)
@@ -1124,8 +1131,14 @@ def _value_checks(col: Column) -> list[tuple[str, str, str]]:
     return checks
 
 
+def _files_said(files: Sequence[Path], data_dir: Path) -> str:
+    """Files as a progress line names them: the one file (or how many), and their size on disk."""
+    size = f"{sum(f.stat().st_size for f in files if f.is_file()) / 1e6:,.1f} MB"
+    return f"{files[0]} ({size})" if len(files) == 1 else f"{len(files)} files in {data_dir} ({size})"
+
+
 def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, report: ValidationReport,
-           arrow: Mapping[str, pa.Table] | None = None) -> None:
+           arrow: Mapping[str, pa.Table] | None = None, *, say: Callable[[str], None] = lambda _m: None) -> None:
     """Value, key and rule checks over the typed tables; rows counted into the report.
 
     Tables held as Arrow (``arrow``) are screened there first: a value check that cannot fail (no null,
@@ -1141,12 +1154,15 @@ def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, repor
     for table in schema.tables.values():
         rel = typed[table.name]
         report.rows[table.name] = int(con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
+        say(f"checking the values and keys of table {table.name} ({report.rows[table.name]:,} rows)")
         held = (arrow or {}).get(table.name)
         with interrupt_after(con, f"checking the values and keys of table {table.name}"):
             _check_values(con, table, rel, report, skip=absent[table.name], arrow=held)
             if not absent[table.name] & set(table.primary_key):
                 _check_primary_key(con, table, rel, report)
             _check_foreign_keys(con, table, rel, typed, report, absent=absent)
+    if any(table.rules for table in schema.tables.values()):
+        say(f"checking the schema's {sum(len(t.rules) for t in schema.tables.values())} rules")
     for table in schema.tables.values():
         for rule in table.rules:
             if _reads_absent(schema, table, rule, absent):

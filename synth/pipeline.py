@@ -44,19 +44,20 @@ def is_prepared(folder: Path) -> bool:
 
 def read_training_input(
     schema: Schema, data_dir: str | Path, *, secret: bytes | None = None, split_seed: int = 0, holdout_fraction: float = 0.2,
-    engine: str = "duckdb",
+    engine: str = "duckdb", progress: Progress | None = None,
 ) -> TrainingInput:
     """Train/holdout from a prepared folder, or from a raw folder pseudonymised and split here.
 
-    ``engine="spark"``: read, checked, pseudonymised and split on Spark (see ``synth.engine``)."""
+    ``engine="spark"``: read, checked, pseudonymised and split on Spark (see ``synth.engine``).
+    ``progress`` hears each table read and checked."""
     from synth.engine import connection
 
     folder = Path(data_dir)
     con = connect() if engine == "duckdb" else connection(engine)  # DuckDB's reads no file: the loader's reader does
     if is_prepared(folder):
-        train, holdout, record = read_prepared(schema, folder, con=con)  # split.json checked against the data
+        train, holdout, record = read_prepared(schema, folder, con=con, progress=progress)  # split.json checked against the data
         return TrainingInput(train, holdout, record, prepared=True)
-    dataset = load_dataset(schema, folder, con=con, namespace="raw")
+    dataset = load_dataset(schema, folder, con=con, namespace="raw", progress=progress)
     needs_secret = any(c.pseudonymisation == "hmac" for _, c in schema.direct_identifiers())
     if needs_secret and secret is None:
         raise MissingSecretError(
@@ -161,7 +162,7 @@ def release(
     gen = make_generator(generator, dict(params or {}), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
     store.preflight(secret=secret)  # a store that could not register the release fails before the fit, not after
     say(f"reading {data_dir}")
-    data = read_training_input(schema, data_dir, secret=secret, engine=engine)
+    data = read_training_input(schema, data_dir, secret=secret, engine=engine, progress=say)
     # the fit runs in this process: DP generators on what the engine bounds, others on Spark on a sample
     train = fit_input(gen, data.train, seed=seed, progress=say)
     say(f"fitting {generator} on {data.split.n_train:,} training patients")

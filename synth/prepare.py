@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +77,7 @@ def prepare(
     holdout_fraction: float = 0.2,
     date_shift_days: int = 0,
     force: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> PreparedData:
     """Pseudonymise, split and write a dataset; the folder appears whole or not at all.
 
@@ -85,14 +87,17 @@ def prepare(
     out_dir = Path(out_dir)
     source = Path(dataset.source)
     check_output(out_dir, source if source.is_dir() else None, force=force)
+    say = progress or (lambda _m: None)
+    say("pseudonymising direct identifiers")
     pseudo, pseudo_report = pseudonymise(dataset, secret, date_shift_days=date_shift_days)
+    say("splitting patients into train and holdout")
     train, holdout, record = split_patients(pseudo, seed=seed, holdout_fraction=holdout_fraction)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        pseudo.write(tmp / "data")
-        train.write(tmp / "train")
-        holdout.write(tmp / "holdout")
+        for part, data in (("data", pseudo), ("train", train), ("holdout", holdout)):
+            say(f"writing {out_dir / part}")
+            data.write(tmp / part)
         (tmp / "split.json").write_text(record.to_json())
         write_split_hashes(pseudo, tmp / "split_keys.parquet", secret=secret)
         if out_dir.exists():
@@ -113,7 +118,7 @@ def prepare(
 
 
 def read_prepared(
-    schema: Schema, folder: Path, *, con: duckdb.DuckDBPyConnection
+    schema: Schema, folder: Path, *, con: duckdb.DuckDBPyConnection, progress: Callable[[str], None] | None = None
 ) -> tuple[Dataset, Dataset, SplitRecord]:
     """Train, holdout and split record of a prepared folder, refused when split.json does not match them."""
     try:
@@ -122,8 +127,8 @@ def read_prepared(
         raise PreparedDataError(f"cannot read {folder / 'split.json'}: {exc}") from None
     except SplitError as exc:
         raise PreparedDataError(f"{folder} is not a usable prepared folder: {exc}") from None
-    train = load_dataset(schema, folder / "train", con=con, namespace="train")
-    holdout = load_dataset(schema, folder / "holdout", con=con, namespace="holdout")
+    train = load_dataset(schema, folder / "train", con=con, namespace="train", progress=progress)
+    holdout = load_dataset(schema, folder / "holdout", con=con, namespace="holdout", progress=progress)
     differences = split_differences(train, holdout, record)
     if differences:
         raise PreparedDataError(

@@ -145,6 +145,7 @@ def validate(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     engine: EngineOpt = "duckdb",
+    quiet: QuietOpt = False,
 ) -> None:
     """Check a data folder against a schema and report every problem found."""
     from synth.engine import connection
@@ -167,7 +168,7 @@ def validate(
         sch = hint
     con = connection(engine)
     try:
-        _, report = read_dataset(sch, data_dir, con=con)
+        _, report = read_dataset(sch, data_dir, con=con, progress=_progress(quiet or as_json))
     finally:
         con.close()
     if as_json:
@@ -252,6 +253,7 @@ def prepare(
     date_shift_days: Annotated[int, typer.Option(help="Shift each patient's dates by a keyed offset within +-N days.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Move a non-empty output folder aside (kept, renamed) instead of refusing.")] = False,
     engine: EngineOpt = "duckdb",
+    quiet: QuietOpt = False,
 ) -> None:
     """Validate, pseudonymise direct identifiers and split patients into train and holdout."""
     from synth.engine import connection
@@ -262,9 +264,10 @@ def prepare(
 
     check_output(output, data_dir if data_dir.is_dir() else None, force=force)  # before any work
     secret = load_secret(secret_file)
-    dataset = load_dataset(load_schema(schema), data_dir, con=connection(engine))
+    say = _progress(quiet)
+    dataset = load_dataset(load_schema(schema), data_dir, con=connection(engine), progress=say)
     result = run_prepare(dataset, output, secret=secret, seed=seed, holdout_fraction=holdout, date_shift_days=date_shift_days,
-                         force=force)
+                         force=force, progress=say)
     _print_prepared(result)
 
 
@@ -339,8 +342,8 @@ def fit(
 
     sch = load_schema(schema)
     gen = make_generator(generator, _with_max_time(_params(param), max_time), allow_unsafe=allow_unsafe, epsilon=epsilon, delta=delta)
-    data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file))
     say = _progress(quiet)
+    data = read_training_input(sch, data_dir, secret=_optional_secret(secret_file), progress=say)
     gen.fit(fit_input(gen, data.train, progress=say), progress=say)  # a DP generator fits on bounded rows, as in release
     output.parent.mkdir(parents=True, exist_ok=True)
     gen.save(output)
@@ -585,6 +588,7 @@ def evaluate(
             st, release_id, data_dir, secret=_optional_secret(secret_file), options=options, metrics=selected,
             policy=policy, shadow=ShadowBudget(shadow_models, shadow_targets), progress=_metric_progress(quiet or as_json),
             schema_hint=load_schema(schema) if schema is not None else None, canaries=canaries if audit else 0, engine=engine,
+            say=_progress(quiet or as_json),
         )
     else:
         if schema is None or real is None or synthetic is None:
@@ -593,7 +597,7 @@ def evaluate(
         options = EvalOptions(seed=seed or 0, target=target, max_rows=max_rows, params=params)
         outcome = evaluate_folders(
             load_schema(schema), real, synthetic, holdout, options=options, metrics=selected, policy=policy,
-            progress=_metric_progress(quiet or as_json), engine=engine,
+            progress=_metric_progress(quiet or as_json), engine=engine, say=_progress(quiet or as_json),
         )
     if as_json:
         _print_json(json.dumps(outcome.to_dict(), default=str))

@@ -89,9 +89,12 @@ def evaluate_folders(
     policy: Policy | str | Path | None = None,
     progress: Progress | None = None,
     engine: str = "duckdb",
+    say: Callable[[str], None] | None = None,
 ) -> EvaluationOutcome:
-    """Evaluate synthetic data from any tool against real folders; nothing is stored."""
-    ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options, engine=engine)
+    """Evaluate synthetic data from any tool against real folders; nothing is stored.
+
+    ``progress`` hears each metric as it starts; ``say`` each table as it is read and checked."""
+    ctx = load_context(schema, real_dir, synthetic_dir, holdout_dir, options=options, engine=engine, say=say)
     evaluation = run_metrics(ctx, metrics, progress=progress)
     evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "folders"})
     verdict, fidelity = judge(evaluation, policy)
@@ -109,12 +112,13 @@ def release_context(
     schema_hint: Schema | None = None,
     canaries: int = 0,
     engine: str = "duckdb",
+    say: Callable[[str], None] | None = None,
 ) -> tuple[EvalContext, dict[str, Any]]:
     """The evaluation context of a release: its verified files against the split it was fitted on.
 
     The schema is the one the release carries (``schema.yaml``, hashed in its manifest), so a release made
     with any schema is evaluated by id from any working folder; ``schema_hint`` serves only releases made
-    before releases carried their schema."""
+    before releases carried their schema. ``say`` hears each table as it is read and checked."""
     store.catalog.release(release_id)  # a clear error for an unknown id
     check = verify_release(store, release_id)
     if not check.ok:
@@ -141,7 +145,7 @@ def release_context(
 
     data = read_training_input(
         schema, data_dir, secret=secret, split_seed=int(public["seed"]), holdout_fraction=float(public["holdout_fraction"]),
-        engine=engine,
+        engine=engine, progress=say,
     )
     for side in ("train", "holdout"):
         if getattr(data.split, f"{side}_fingerprint") != split[f"{side}_fingerprint"]:
@@ -150,7 +154,7 @@ def release_context(
                 f"({getattr(data.split, f'n_{side}'):,} patients, fingerprint {getattr(data.split, f'{side}_fingerprint')[:12]}; "
                 f"the release's has {split[f'n_{side}']:,}, fingerprint {split[f'{side}_fingerprint'][:12]})"
             )
-    synthetic, _ = read_synthetic(schema, store.release_dir(release_id), con=data.train.con)
+    synthetic, _ = read_synthetic(schema, store.release_dir(release_id), con=data.train.con, say=say)
     opts = options or EvalOptions(seed=int(manifest.get("seed", 0)))
     if shadow.models > 0:
         gen = manifest["generator"]
@@ -189,16 +193,18 @@ def evaluate_release(
     schema_hint: Schema | None = None,
     canaries: int = 0,
     engine: str = "duckdb",
+    say: Callable[[str], None] | None = None,
 ) -> EvaluationOutcome:
     """Evaluate a release on its own split and store the results in the catalog (one transaction).
 
     ``canaries`` > 0 runs the one-run canary audit (``privacy.audit``) with that many canary patients.
+    ``progress`` hears each metric as it starts; ``say`` each table as it is read and checked.
     """
     store.preflight()  # a catalog that could not take the evaluation fails before the metrics run
     if canaries > 0 and metrics is not None and AUDIT not in metrics:
         metrics = [*metrics, AUDIT]
     ctx, _ = release_context(store, release_id, data_dir, secret=secret, options=options, shadow=shadow,
-                             schema_hint=schema_hint, canaries=canaries, engine=engine)
+                             schema_hint=schema_hint, canaries=canaries, engine=engine, say=say)
     try:
         evaluation = run_metrics(ctx, metrics, progress=progress)
         evaluation = replace(evaluation, summary={**evaluation.summary, "mode": "release"})

@@ -37,12 +37,19 @@ def test_validate_real_synpuf(synpuf_dir: Path) -> None:
     assert "valid" in result.stdout
     assert "beneficiary_summary" in result.stdout and "29,566" in result.stdout
     assert "inpatient_claims" in result.stdout and "5,775" in result.stdout
+    # progress on stderr while it works: each file read (named, with its size), each table checked with its rows
+    lines = result.stderr.splitlines()
+    assert any("DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv.gz" in line and "MB)" in line
+               and "table inpatient_claims" in line for line in lines), result.stderr
+    assert any("checking the values and keys of table inpatient_claims (5,775 rows)" in line for line in lines), result.stderr
+    assert run("validate", "--schema", "cms_desynpuf", str(synpuf_dir), "--quiet").stderr == ""
 
 
 def test_validate_json(synpuf_dir: Path) -> None:
     result = run("validate", "--schema", "cms_desynpuf", str(synpuf_dir), "--json")
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["rows"]["inpatient_claims"] == 5775 and report["problems"] == []
+    assert result.stderr == ""  # --json is for scripts: no progress lines
 
 
 def test_validate_broken_copy_names_every_fault(synpuf_dir: Path, tmp_path: Path) -> None:
@@ -120,6 +127,9 @@ def test_prepare_writes_split_folders(kr_dir: Path, tmp_path: Path) -> None:
     result = run("prepare", "--schema", "kr_claims", str(kr_dir), "-o", str(out), "--seed", "4", env={"SYNTHMED_SECRET": SECRET})
     assert result.returncode == 0, result.stderr
     assert "train" in result.stdout and "patients.patient_id" in result.stdout
+    said = result.stderr
+    assert "reading" in said and "table claims" in said and "pseudonymising" in said, said
+    assert said.index("splitting") < said.index(f"writing {out / 'train'}") < said.index(f"writing {out / 'holdout'}"), said
     record = json.loads((out / "split.json").read_text())
     assert record["seed"] == 4 and record["n_train"] + record["n_holdout"] == 300
     assert sorted(p.name for p in (out / "train").iterdir()) == sorted(f"{t}.parquet" for t in ("patients", "claims", "claim_details", "diagnoses", "prescriptions"))

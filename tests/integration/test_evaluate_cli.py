@@ -98,6 +98,10 @@ def test_evaluation_lands_whole_or_not_at_all(world: dict) -> None:
     result = run("evaluate", rid, "--data", str(world["prepared"]), "--store", str(store.root), "--metrics",
                  "utility.tstr", "--target", "claims.no_such_column")
     assert result.returncode != 0 and "no_such_column" in result.stderr
+    # before the metrics, progress named each folder read (train, holdout, the release's files) and each table checked
+    for folder in (world["prepared"] / "train", world["prepared"] / "holdout", store.release_dir(rid)):
+        assert f"{folder / 'claims.parquet'} (" in result.stderr, result.stderr
+    assert "checking the values and keys of table claims (" in result.stderr, result.stderr
     assert len(store.catalog.evaluations(rid)) == before
 
 
