@@ -1133,7 +1133,7 @@ def _value_checks(col: Column) -> list[tuple[str, str, str]]:
 
 def _files_said(files: Sequence[Path], data_dir: Path) -> str:
     """Files as a progress line names them: the one file (or how many), and their size on disk."""
-    size = f"{sum(f.stat().st_size for f in files if f.is_file()) / 1e6:,.1f} MB"
+    size = f"{sum(f.stat().st_size for f in files) / 1e6:,.1f} MB"  # match_files gives regular files only
     return f"{files[0]} ({size})" if len(files) == 1 else f"{len(files)} files in {data_dir} ({size})"
 
 
@@ -1154,15 +1154,17 @@ def _check(con: duckdb.DuckDBPyConnection, namespace: str, schema: Schema, repor
     for table in schema.tables.values():
         rel = typed[table.name]
         report.rows[table.name] = int(con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0])  # type: ignore[index]
-        say(f"checking the values and keys of table {table.name} ({report.rows[table.name]:,} rows)")
+        what = f"checking the values and keys of table {table.name}"
+        say(f"{what} ({report.rows[table.name]:,} rows)")
         held = (arrow or {}).get(table.name)
-        with interrupt_after(con, f"checking the values and keys of table {table.name}"):
+        with interrupt_after(con, what):
             _check_values(con, table, rel, report, skip=absent[table.name], arrow=held)
             if not absent[table.name] & set(table.primary_key):
                 _check_primary_key(con, table, rel, report)
             _check_foreign_keys(con, table, rel, typed, report, absent=absent)
-    if any(table.rules for table in schema.tables.values()):
-        say(f"checking the schema's {sum(len(t.rules) for t in schema.tables.values())} rules")
+    n_rules = sum(len(t.rules) for t in schema.tables.values())
+    if n_rules:
+        say(f"checking the schema's {n_rules} rules")
     for table in schema.tables.values():
         for rule in table.rules:
             if _reads_absent(schema, table, rule, absent):
